@@ -1,0 +1,1 @@
+"""scope3lib: the shared library of the Scope 3 platform."""

@@ -1,0 +1,70 @@
+"""Platform settings, declared once with help text and safe defaults.
+
+Read when a program starts (``Settings()``), never at import time. Every field can be set from
+the environment with the ``SCOPE3_`` prefix, e.g. ``SCOPE3_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "scope3"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCOPE3_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy/libpq URL of the platform database, connecting as a role that owns the schema and "
+            "may create roles (CREATEROLE). Unset: an embedded PostgreSQL (pgserver) is started under "
+            "DATA_DIR/postgres."
+        ),
+    )
+    ingest_database_url: str | None = Field(
+        default=None,
+        description=(
+            "URL the ingest service connects with (the ingest role: may only look devices up and write "
+            "readings and rejects). Unset: issued by the admin connection and kept in DATA_DIR/ingest.json."
+        ),
+    )
+    mqtt_url: str | None = Field(
+        default=None,
+        description=(
+            "mqtt://[user:password@]host:port of the broker. Unset: an embedded amqtt broker is started "
+            "on 127.0.0.1:1883 (or the next free port)."
+        ),
+    )
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the embedded PostgreSQL, tenant settings and secrets, and models are kept.",
+    )
+    ingest_batch_size: int = Field(
+        default=2000,
+        ge=1,
+        le=20000,
+        description=(
+            "Readings per COPY batch. Must stay below the broker's max_inflight_messages and far below "
+            "paho's 65535 message-id range, because every message in a batch is unacknowledged until commit."
+        ),
+    )
+    ingest_batch_ms: int = Field(
+        default=200, ge=1, le=10000, description="Longest a reading waits in the buffer before a commit."
+    )
+    ingest_client_id: str = Field(
+        default="scope3-ingest",
+        description="MQTT client id of the ingest worker; the persistent session is keyed on it.",
+    )
+    ingest_shared_group: str | None = Field(
+        default=None,
+        description="Set to subscribe through $share/<group>/..., so several ingest workers share the load.",
+    )
+    max_payload_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Larger meter messages are refused (kept in rejects)."
+    )

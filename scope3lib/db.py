@@ -1,0 +1,125 @@
+"""Connections to the one store, PostgreSQL.
+
+``SCOPE3_DATABASE_URL`` names the database. When it is unset the platform starts an embedded
+PostgreSQL (pgserver) under its data directory; there is no SQLite mode, so row-level security
+and every query behave the same everywhere (DESIGN.md, decision 1).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from .config import Settings
+from .errors import ConfigurationError, DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DB_NAME = "scope3"
+
+# Password authentication for every role but the embedded server's own superuser: without it any
+# local process could log in as another tenant's role, and isolation would rest on nothing.
+_EMBEDDED_HBA = """\
+# Written by scope3: tenant roles must present their password (SCRAM); only the embedded
+# superuser, reachable through this socket directory alone, is trusted.
+local   all   postgres                 trust
+local   all   all                      scram-sha-256
+"""
+
+
+def sqlalchemy_url(url: str | URL) -> URL:
+    """Return ``url`` with the psycopg 3 driver, whatever driver (if any) it named."""
+    u = make_url(url) if isinstance(url, str) else url
+    if u.get_backend_name() not in ("postgresql", "postgres"):
+        raise ConfigurationError(f"database URL must be PostgreSQL, got {u.get_backend_name()!r}")
+    return u.set(drivername="postgresql+psycopg")
+
+
+def libpq_url(url: str | URL) -> str:
+    """Render ``url`` as a plain ``postgresql://`` URL that psql, psycopg and SQLAlchemy all accept."""
+    u = sqlalchemy_url(url).set(drivername="postgresql")
+    return u.render_as_string(hide_password=False)
+
+
+def with_credentials(url: str | URL, username: str, password: str) -> str:
+    """The same server and database as ``url``, logging in as another role."""
+    u = sqlalchemy_url(url).set(username=username, password=password)
+    return libpq_url(u)
+
+
+def create_engine(url: str | URL, **kwargs: object) -> Engine:
+    return sa.create_engine(sqlalchemy_url(url), pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+
+
+def embedded_postgres(data_dir: Path) -> str:
+    """Start (or attach to) the embedded PostgreSQL under ``data_dir`` and return its admin URL.
+
+    The server stops when the last process that attached to it exits.
+    """
+    try:
+        import pgserver
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise DatabaseUnavailable("embedded PostgreSQL needs pgserver: pip install pgserver") from exc
+
+    pgdata = (data_dir / "postgres").resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    except Exception as exc:
+        raise DatabaseUnavailable(f"could not start embedded PostgreSQL in {pgdata}: {exc}") from exc
+    hba = pgdata / "pg_hba.conf"
+    if hba.read_text() != _EMBEDDED_HBA:
+        hba.write_text(_EMBEDDED_HBA)
+        server.psql("SELECT pg_reload_conf();")
+    admin = make_url(server.get_uri())
+    with sa.create_engine(sqlalchemy_url(admin), isolation_level="AUTOCOMMIT").connect() as conn:
+        exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": EMBEDDED_DB_NAME})
+        if not exists:
+            conn.execute(sa.text(f'CREATE DATABASE "{EMBEDDED_DB_NAME}"'))
+    # Keep a handle so the server outlives this call (pgserver stops it when the last handle exits).
+    _EMBEDDED_HANDLES[pgdata] = server
+    return libpq_url(admin.set(database=EMBEDDED_DB_NAME))
+
+
+_EMBEDDED_HANDLES: dict[Path, object] = {}
+
+
+def admin_url(settings: Settings | None = None) -> str:
+    """URL of the platform's admin role: ``SCOPE3_DATABASE_URL`` or the embedded server."""
+    settings = settings or Settings()
+    if settings.database_url:
+        return libpq_url(settings.database_url)
+    return embedded_postgres(settings.data_dir)
+
+
+def admin_engine(settings: Settings | None = None) -> Engine:
+    url = admin_url(settings)
+    try:
+        engine = create_engine(url)
+        with engine.connect():
+            pass
+    except sa.exc.OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to PostgreSQL at {make_url(url).render_as_string()}: {exc.orig}"
+        ) from exc
+    return engine
+
+
+def connect(url: str | None = None) -> Engine:
+    """An engine for a tenant's notebook, dashboard or report.
+
+    With no argument it uses ``SCOPE3_TENANT_DATABASE_URL``, which the tenant's JupyterHub puts
+    in every server it spawns (read-write for analysts, read-only for dashboards). Row-level
+    security in PostgreSQL limits every query to that tenant's rows.
+    """
+    url = url or os.environ.get("SCOPE3_TENANT_DATABASE_URL")
+    if not url:
+        raise ConfigurationError(
+            "no tenant database: set SCOPE3_TENANT_DATABASE_URL (the hub does this for you) "
+            "or pass the URL printed by `scope3 tenant create --json`"
+        )
+    return create_engine(url)

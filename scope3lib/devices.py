@@ -1,0 +1,174 @@
+"""Smart meters: provisioning, MQTT credentials, and the topic contract.
+
+Topic ``scope3/<tenant>/<device>/readings`` (DESIGN.md decision 5). Each device gets its own MQTT
+username and password; the password is stored only as a hash in Mosquitto's own PBKDF2-SHA512
+format (``$7$``), so the broker's password file can always be written from the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import asdict, dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from .errors import DuplicateDevice, InvalidArgument, UnknownDevice, UnknownSupplier
+from .models import Device, Supplier
+from .tenancy import check_limit, tenant_id
+
+DEVICE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+REGION_RE = re.compile(r"^[A-Za-z0-9_-]{2,16}$")
+TOPIC_PREFIX = "scope3"
+
+# Mosquitto's mosquitto_passwd defaults (mosquitto 2.0): PBKDF2-SHA512, 101 iterations, 12-byte salt.
+_PBKDF2_ITERATIONS = 101
+_SALT_BYTES = 12
+
+
+def readings_topic(tenant: str, device: str) -> str:
+    return f"{TOPIC_PREFIX}/{tenant}/{device}/readings"
+
+
+def mqtt_username(tenant: str, device: str) -> str:
+    # '.' is in neither alphabet, so the pair is unambiguous; '/' would break Mosquitto ACL patterns.
+    return f"{tenant}.{device}"
+
+
+def mosquitto_hash(password: str, *, salt: bytes | None = None, iterations: int = _PBKDF2_ITERATIONS) -> str:
+    """Hash ``password`` exactly as ``mosquitto_passwd`` does (``$7$`` PBKDF2-SHA512)."""
+    salt = salt if salt is not None else secrets.token_bytes(_SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def verify_mosquitto_hash(stored: str, password: str) -> bool:
+    try:
+        _, kind, iterations, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if kind != "7":
+        return False
+    expected = mosquitto_hash(password, salt=base64.b64decode(salt), iterations=int(iterations))
+    return hmac.compare_digest(expected.rsplit("$", 1)[1], digest)
+
+
+@dataclass(frozen=True)
+class DeviceCredentials:
+    tenant: str
+    device: str
+    topic: str
+    mqtt_username: str
+    mqtt_password: str
+    grid_region: str
+    category: int
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def add_device(
+    engine: Engine,
+    slug: str,
+    device_key: str,
+    region: str,
+    *,
+    supplier: str | None = None,
+    category: int = 1,
+    expected_interval_s: int = 60,
+) -> DeviceCredentials:
+    """Register a meter and issue its MQTT credentials (the password is shown only here)."""
+    if not DEVICE_KEY_RE.match(device_key):
+        raise InvalidArgument(
+            f"invalid device id {device_key!r}: use 1-64 letters, digits, '_' and '-' (it becomes a topic level)"
+        )
+    if not REGION_RE.match(region):
+        raise InvalidArgument(f"invalid grid region {region!r}: e.g. an eGRID subregion (CAMX) or a country (GB)")
+    if not 1 <= category <= 15:
+        raise InvalidArgument(f"category must be a GHG Protocol Scope 3 category 1-15, got {category}")
+    if expected_interval_s <= 0:
+        raise InvalidArgument("expected interval must be a positive number of seconds")
+    password = secrets.token_urlsafe(18)
+    with engine.begin() as conn:
+        tid = tenant_id(conn, slug)
+        supplier_id = None
+        if supplier is not None:
+            supplier_id = conn.scalar(
+                sa.select(Supplier.id).where(Supplier.tenant_id == tid, Supplier.name == supplier)
+            )
+            if supplier_id is None:
+                raise UnknownSupplier(f"tenant {slug!r} has no supplier named {supplier!r}")
+        exists = conn.scalar(sa.select(Device.id).where(Device.tenant_id == tid, Device.device_key == device_key))
+        if exists is not None:
+            raise DuplicateDevice(f"device {device_key!r} already exists in tenant {slug!r}")
+        check_limit(conn, slug, "devices", "SELECT count(*) FROM devices WHERE tenant_id = :t")
+        conn.execute(
+            sa.insert(Device).values(
+                tenant_id=tid,
+                device_key=device_key,
+                supplier_id=supplier_id,
+                grid_region=region.upper(),
+                category=category,
+                expected_interval_s=expected_interval_s,
+                credential_hash=mosquitto_hash(password),
+            )
+        )
+    return DeviceCredentials(
+        tenant=slug,
+        device=device_key,
+        topic=readings_topic(slug, device_key),
+        mqtt_username=mqtt_username(slug, device_key),
+        mqtt_password=password,
+        grid_region=region.upper(),
+        category=category,
+    )
+
+
+def issue_credentials(engine: Engine, slug: str, device_key: str) -> DeviceCredentials:
+    """Give an existing device a new MQTT password (the old one stops working at the broker's reload)."""
+    password = secrets.token_urlsafe(18)
+    with engine.begin() as conn:
+        tid = tenant_id(conn, slug)
+        row = conn.execute(
+            sa.update(Device)
+            .where(Device.tenant_id == tid, Device.device_key == device_key)
+            .values(credential_hash=mosquitto_hash(password))
+            .returning(Device.grid_region, Device.category)
+        ).first()
+        if row is None:
+            raise UnknownDevice(f"tenant {slug!r} has no device {device_key!r}")
+    return DeviceCredentials(
+        tenant=slug, device=device_key, topic=readings_topic(slug, device_key),
+        mqtt_username=mqtt_username(slug, device_key), mqtt_password=password,
+        grid_region=row.grid_region, category=row.category,
+    )
+
+
+def remove_device(engine: Engine, slug: str, device_key: str) -> None:
+    """Delete a device with its readings; its credentials stop working once the broker reloads."""
+    with engine.begin() as conn:
+        tid = tenant_id(conn, slug)
+        deleted = conn.execute(
+            sa.delete(Device).where(Device.tenant_id == tid, Device.device_key == device_key).returning(Device.id)
+        ).first()
+        if deleted is None:
+            raise UnknownDevice(f"tenant {slug!r} has no device {device_key!r}")
+
+
+def list_devices(engine: Engine, slug: str) -> list[dict[str, object]]:
+    with engine.connect() as conn:
+        tid = tenant_id(conn, slug)
+        rows = conn.execute(
+            sa.text(
+                """SELECT d.device_key AS device, d.grid_region, d.category, s.name AS supplier, d.last_seen,
+                          (SELECT count(*) FROM readings r WHERE r.device_id = d.id) AS readings
+                   FROM devices d LEFT JOIN suppliers s ON s.id = d.supplier_id
+                   WHERE d.tenant_id = :t ORDER BY d.device_key"""
+            ),
+            {"t": tid},
+        ).mappings()
+        return [dict(r) for r in rows]

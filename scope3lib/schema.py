@@ -1,0 +1,65 @@
+"""Database schema: migrate with Alembic, and the names of the platform's PostgreSQL roles.
+
+Role names are cluster-wide in PostgreSQL while tables are per database, so every role the
+platform creates is prefixed with the database's *role prefix* (recorded in ``installation`` by
+the first migration). Two platform databases on one server, such as a test run beside the demo,
+never share a role.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Engine
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate the database to ``revision``. Safe to re-run."""
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        has = conn.scalar(sa.text("SELECT to_regclass('public.alembic_version') IS NOT NULL"))
+        if not has:
+            return None
+        return conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+
+
+def prefix_for_database(name: str) -> str:
+    """Role prefix for a database name: lower-case letters, digits and ``_``, at most 20 characters."""
+    p = re.sub(r"[^a-z0-9_]", "_", name.lower())[:20]
+    return p if p[:1].isalpha() else f"s{p}"[:20]
+
+
+def role_prefix(conn: Connection) -> str:
+    prefix = conn.scalar(sa.text("SELECT role_prefix FROM installation"))
+    if prefix is None:
+        raise RuntimeError("database not migrated: run `scope3 db upgrade`")
+    return str(prefix)
+
+
+def group_role(prefix: str, access: str) -> str:
+    """The NOLOGIN group every tenant's ``rw`` or ``ro`` login role belongs to."""
+    return f"{prefix}_tenant_{access}"
+
+
+def ingest_role(prefix: str) -> str:
+    return f"{prefix}_ingest"
+
+
+def tenant_role(prefix: str, slug: str, access: str) -> str:
+    return f"{prefix}_t_{slug.replace('-', '_')}_{access}"
