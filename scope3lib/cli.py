@@ -36,7 +36,7 @@ class _Group(click.Group):
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except sa.exc.OperationalError as exc:
-            click.echo(f"error: database unavailable: {str(exc.orig).strip().splitlines()[0]}", err=True)
+            click.echo(f"error: database unavailable: {' '.join(str(exc.orig).split())}", err=True)
             ctx.exit(1)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -327,7 +327,11 @@ def meters_simulate(ctx: click.Context, slug: str, count: int, rate: float, regi
     meters = _simulated_meters(_engine(ctx), slug, count, region)
     sim = MeterSimulator(parse_mqtt_url(settings.mqtt_url), meters, rate)
     worker = threading.Thread(target=sim.run, kwargs={"duration": duration}, daemon=True)
-    _until_signal(worker.start, lambda: (sim.stop(), worker.join()), duration=duration)
+    def stop() -> None:
+        sim.stop()
+        worker.join()
+
+    _until_signal(worker.start, stop, duration=duration)
     click.echo(f"published {sim.published} readings for {len(meters)} meters of {slug}")
 
 

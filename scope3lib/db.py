@@ -52,7 +52,7 @@ def with_credentials(url: str | URL, username: str, password: str) -> str:
 
 
 def create_engine(url: str | URL, **kwargs: object) -> Engine:
-    return sa.create_engine(sqlalchemy_url(url), pool_pre_ping=True, **kwargs)  # type: ignore[arg-type]
+    return sa.create_engine(sqlalchemy_url(url), pool_pre_ping=True, **kwargs)
 
 
 def embedded_postgres(data_dir: Path) -> str:
@@ -103,8 +103,9 @@ def admin_engine(settings: Settings | None = None) -> Engine:
         with engine.connect():
             pass
     except sa.exc.OperationalError as exc:
+        reason = " ".join(str(exc.orig).split())  # libpq's message spans lines; keep it to one
         raise DatabaseUnavailable(
-            f"cannot connect to PostgreSQL at {make_url(url).render_as_string()}: {exc.orig}"
+            f"cannot connect to PostgreSQL at {make_url(url).render_as_string()}: {reason}"
         ) from exc
     return engine
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -139,7 +140,7 @@ def generate(profile: DemoProfile) -> DemoData:
         "spend_year": 2022,
         "factor_source": np.where(reports[idx], "supplier", "epa-useeio"),
         "factor_version": np.where(reports[idx], str(profile.year), "1.3.0"),
-        "factor_key": np.where(reports[idx], None, naics[idx]),
+        "factor_key": pd.Series(naics[idx], dtype=object).where(~reports[idx], None),
         "factor_value": applied,
         "factor_unit": "USD_2022",
         "kg_co2e": spend_m * applied,
@@ -181,17 +182,24 @@ def load(engine: Engine, slug: str, data: DemoData) -> None:
         if conn.scalar(sa.select(sa.func.count()).select_from(Supplier).where(Supplier.tenant_id == tid)):
             raise Scope3Error(f"tenant {slug!r} already has suppliers; demo data goes into an empty tenant")
         suppliers = data.suppliers.assign(tenant_id=tid)
-        conn.execute(sa.insert(Supplier), suppliers.to_dict("records"))
+        conn.execute(sa.insert(Supplier), _records(suppliers))
         ids = dict(conn.execute(sa.select(Supplier.name, Supplier.id).where(Supplier.tenant_id == tid)).all())
         entries = data.entries.assign(tenant_id=tid, supplier_id=data.entries["supplier"].map(ids))
-        records = entries.drop(columns=["supplier"]).replace({np.nan: None}).to_dict("records")
-        conn.execute(sa.insert(EmissionEntry), records)
+        conn.execute(sa.insert(EmissionEntry), _records(entries.drop(columns=["supplier"])))
         from .devices import mosquitto_hash  # devices imports tenancy; keep the import local
 
-        for d in data.devices.itertuples():
-            conn.execute(sa.insert(Device).values(
-                tenant_id=tid, device_key=d.device_key, supplier_id=ids[d.supplier],
-                grid_region=d.grid_region, category=int(d.category), expected_interval_s=60,
-                # Demo meters get credentials from `scope3 meters simulate`, which re-issues them.
-                credential_hash=mosquitto_hash(secrets.token_urlsafe(18)),
-            ))
+        devices = data.devices.assign(
+            tenant_id=tid,
+            supplier_id=data.devices["supplier"].map(ids),
+            expected_interval_s=60,
+            # Demo meters get their credentials from `scope3 meters simulate`, which re-issues them.
+            credential_hash=[mosquitto_hash(secrets.token_urlsafe(18)) for _ in range(len(data.devices))],
+        )
+        conn.execute(sa.insert(Device), _records(devices.drop(columns=["supplier"])))
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as plain Python values (no NaN, no numpy scalars) for an executemany."""
+    clean = df.astype(object).where(df.notna(), None)
+    return [{str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+            for row in clean.to_dict("records")]

@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     LargeBinary,
@@ -122,6 +123,8 @@ class Supplier(Base):
     __tablename__ = "suppliers"
     __table_args__ = (
         UniqueConstraint("tenant_id", "name", name="uq_suppliers_tenant_name"),
+        # Target of the composite foreign keys that keep references inside one tenant.
+        UniqueConstraint("tenant_id", "id", name="uq_suppliers_tenant_id_id"),
         CheckConstraint("annual_spend IS NULL OR annual_spend >= 0", name="spend_nonnegative"),
     )
 
@@ -147,6 +150,13 @@ class EmissionEntry(Base):
         CheckConstraint("data_quality BETWEEN 1 AND 5", name="data_quality"),
         CheckConstraint("period_end >= period_start", name="period"),
         Index("ix_emission_entries_tenant_period", "tenant_id", "period_start"),
+        Index("ix_emission_entries_supplier", "supplier_id"),
+        # Composite keys: foreign keys are checked without row-level security, so a plain
+        # supplier_id could point at (and pin) another tenant's supplier.
+        ForeignKeyConstraint(["tenant_id", "supplier_id"], ["suppliers.tenant_id", "suppliers.id"],
+                             name="fk_emission_entries_supplier", ondelete="RESTRICT"),
+        ForeignKeyConstraint(["tenant_id", "device_id"], ["devices.tenant_id", "devices.id"],
+                             name="fk_emission_entries_device", ondelete="RESTRICT"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -155,8 +165,8 @@ class EmissionEntry(Base):
     period_start: Mapped[dt.date] = mapped_column(Date)
     period_end: Mapped[dt.date] = mapped_column(Date)
     method: Mapped[str] = mapped_column(String(24))
-    supplier_id: Mapped[int | None] = mapped_column(ForeignKey("suppliers.id", ondelete="RESTRICT"))
-    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="RESTRICT"))
+    supplier_id: Mapped[int | None] = mapped_column(BigInteger)
+    device_id: Mapped[int | None] = mapped_column(BigInteger)
     description: Mapped[str | None] = mapped_column(Text)
     activity_quantity: Mapped[float | None] = mapped_column(Double)
     activity_unit: Mapped[str | None] = mapped_column(Text)
@@ -179,6 +189,9 @@ class Device(Base):
     __tablename__ = "devices"
     __table_args__ = (
         UniqueConstraint("tenant_id", "device_key", name="uq_devices_tenant_key"),
+        UniqueConstraint("tenant_id", "id", name="uq_devices_tenant_id_id"),
+        ForeignKeyConstraint(["tenant_id", "supplier_id"], ["suppliers.tenant_id", "suppliers.id"],
+                             name="fk_devices_supplier", ondelete="SET NULL (supplier_id)"),
         CheckConstraint("category BETWEEN 1 AND 15", name="category"),
         CheckConstraint("expected_interval_s > 0", name="interval"),
     )
@@ -186,7 +199,7 @@ class Device(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     device_key: Mapped[str] = mapped_column(String(64))
-    supplier_id: Mapped[int | None] = mapped_column(ForeignKey("suppliers.id", ondelete="SET NULL"))
+    supplier_id: Mapped[int | None] = mapped_column(BigInteger)
     grid_region: Mapped[str] = mapped_column(Text)
     # GHG Protocol category the device's energy is reported under (1: a supplier's site by default).
     category: Mapped[int] = mapped_column(SmallInteger, default=1)
@@ -203,9 +216,11 @@ class Reading(Base):
     __table_args__ = (
         CheckConstraint("kwh >= 0", name="kwh_nonnegative"),
         Index("ix_readings_tenant_ts", "tenant_id", "ts"),
+        ForeignKeyConstraint(["tenant_id", "device_id"], ["devices.tenant_id", "devices.id"],
+                             name="fk_readings_device", ondelete="CASCADE"),
     )
 
-    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
+    device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     ts: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     kwh: Mapped[float] = mapped_column(Double)

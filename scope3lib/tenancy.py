@@ -12,6 +12,7 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def tenant_dir(data_dir: Path, slug: str) -> Path:
     return data_dir / "tenants" / slug
 
 
-def _write_secret(path: Path, content: dict[str, object]) -> None:
+def _write_secret(path: Path, content: Mapping[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

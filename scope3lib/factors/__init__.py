@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from .importers import FACTOR_COLUMNS, FactorDataset, read_desnz, read_epa_useeio
+
+__all__ = ["FACTOR_COLUMNS", "FactorDataset", "builtin_factors", "read_desnz", "read_epa_useeio"]
+
 _BUILTIN = Path(__file__).with_name("builtin.csv")
 
 

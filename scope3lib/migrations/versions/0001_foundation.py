@@ -98,6 +98,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_suppliers")),
         sa.UniqueConstraint("tenant_id", "name", name="uq_suppliers_tenant_name"),
+        sa.UniqueConstraint("tenant_id", "id", name="uq_suppliers_tenant_id_id"),
     )
     op.create_index(op.f("ix_suppliers_tenant_id"), "suppliers", ["tenant_id"], unique=False)
     op.create_table(
@@ -126,13 +127,17 @@ def upgrade() -> None:
         sa.CheckConstraint("category BETWEEN 1 AND 15", name=op.f("ck_devices_category")),
         sa.CheckConstraint("expected_interval_s > 0", name=op.f("ck_devices_interval")),
         sa.ForeignKeyConstraint(
-            ["supplier_id"], ["suppliers.id"], name=op.f("fk_devices_supplier_id_suppliers"), ondelete="SET NULL"
+            ["tenant_id", "supplier_id"],
+            ["suppliers.tenant_id", "suppliers.id"],
+            name="fk_devices_supplier",
+            ondelete="SET NULL (supplier_id)",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_devices_tenant_id_tenants"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_devices")),
         sa.UniqueConstraint("tenant_id", "device_key", name="uq_devices_tenant_key"),
+        sa.UniqueConstraint("tenant_id", "id", name="uq_devices_tenant_id_id"),
     )
     op.create_table(
         "emission_entries",
@@ -169,13 +174,18 @@ def upgrade() -> None:
         sa.CheckConstraint("category BETWEEN 1 AND 15", name=op.f("ck_emission_entries_category")),
         sa.CheckConstraint("data_quality BETWEEN 1 AND 5", name=op.f("ck_emission_entries_data_quality")),
         sa.CheckConstraint("period_end >= period_start", name=op.f("ck_emission_entries_period")),
+        # Composite keys keep references inside one tenant: foreign keys are checked without
+        # row-level security, so a plain supplier_id could point at another tenant's supplier.
         sa.ForeignKeyConstraint(
-            ["device_id"], ["devices.id"], name=op.f("fk_emission_entries_device_id_devices"), ondelete="RESTRICT"
+            ["tenant_id", "device_id"],
+            ["devices.tenant_id", "devices.id"],
+            name="fk_emission_entries_device",
+            ondelete="RESTRICT",
         ),
         sa.ForeignKeyConstraint(
-            ["supplier_id"],
-            ["suppliers.id"],
-            name=op.f("fk_emission_entries_supplier_id_suppliers"),
+            ["tenant_id", "supplier_id"],
+            ["suppliers.tenant_id", "suppliers.id"],
+            name="fk_emission_entries_supplier",
             ondelete="RESTRICT",
         ),
         sa.ForeignKeyConstraint(
@@ -195,7 +205,10 @@ def upgrade() -> None:
         sa.Column("received_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.CheckConstraint("kwh >= 0", name=op.f("ck_readings_kwh_nonnegative")),
         sa.ForeignKeyConstraint(
-            ["device_id"], ["devices.id"], name=op.f("fk_readings_device_id_devices"), ondelete="CASCADE"
+            ["tenant_id", "device_id"],
+            ["devices.tenant_id", "devices.id"],
+            name="fk_readings_device",
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_readings_tenant_id_tenants"), ondelete="CASCADE"

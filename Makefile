@@ -1,0 +1,29 @@
+# The two commands: `make demo` runs the platform on embedded defaults, `make test` runs the checks.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Where the embedded PostgreSQL, tenant secrets and outputs of the demo live (git-ignored).
+export SCOPE3_DATA_DIR ?= $(CURDIR)/.scope3
+
+.PHONY: install demo test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/scope3 demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .scope3 .mypy_cache .ruff_cache .pytest_cache

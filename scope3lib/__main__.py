@@ -1,0 +1,3 @@
+from scope3lib.cli import main
+
+main()
