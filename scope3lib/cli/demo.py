@@ -1,0 +1,97 @@
+"""`scope3 demo`: the whole platform on embedded defaults, with two demo tenants and live meters."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import click
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from .. import db, schema, tenancy
+from ..config import Settings
+from ..meters import MeterSimulator
+from . import admin_engine as _engine
+from . import main
+from .meters import broker_for, simulated_meters, until_signal
+
+DEMO_PASSWORD = "scope3-demo"
+
+
+@main.command("demo")
+@click.option("--duration", type=click.FloatRange(0), default=None,
+              help="Stop after this many seconds (default: run until Ctrl-C).")
+@click.option("--rate", type=click.FloatRange(0.1, 10_000), default=4.0, show_default=True,
+              help="Meter messages per second per demo tenant.")
+@click.pass_context
+def demo(ctx: click.Context, duration: float | None, rate: float) -> None:
+    """Run the whole platform on embedded defaults with two demo tenants and live meters."""
+    from ingest_service import IngestService
+
+    from .. import demo as demo_data
+
+    settings: Settings = ctx.obj
+    click.echo("starting PostgreSQL" + ("" if settings.database_url else " (embedded, pgserver)") + " ...")
+    engine = _engine(ctx)
+    schema.upgrade(engine)
+    existing = {str(t["slug"]) for t in tenancy.list_tenants(engine)}
+    for profile in demo_data.DEMO_TENANTS:
+        if profile.slug in existing:
+            continue
+        tenancy.create_tenant(engine, settings.data_dir, profile.slug, profile.name, profile.plan)
+        demo_data.load(engine, profile.slug, demo_data.generate(profile))
+        tenancy.add_user(engine, profile.slug, f"{profile.slug}-analyst", "member", DEMO_PASSWORD)
+        tenancy.add_user(engine, profile.slug, f"{profile.slug}-exec", "viewer", DEMO_PASSWORD)
+        click.echo(f"provisioned demo tenant {profile.slug} ({profile.suppliers} suppliers, "
+                   f"{profile.devices} meters)")
+    params, embedded = broker_for(settings)
+    service = IngestService(tenancy.ingest_database_url(engine, settings.data_dir), params,
+                            client_id="scope3-demo-ingest", batch_ms=settings.ingest_batch_ms)
+    sims = [MeterSimulator(params, simulated_meters(engine, p.slug, p.devices, "CAMX"), rate)
+            for p in demo_data.DEMO_TENANTS]
+    workers = [threading.Thread(target=s.run, daemon=True) for s in sims]
+
+    def start() -> None:
+        service.start()
+        service.wait_connected(15)
+        for w in workers:
+            w.start()
+        click.echo("\nrunning:")
+        click.echo(f"  PostgreSQL  {make_url(db.admin_url(settings)).render_as_string()}")
+        click.echo(f"  MQTT broker {params.host}:{params.port} ({'embedded amqtt' if embedded else 'external'})")
+        click.echo("  ingest      scope3/+/+/readings -> readings table")
+        click.echo(f"  meters      {sum(len(s.meters) for s in sims)} simulated, {rate:g} msg/s per tenant")
+        for p in demo_data.DEMO_TENANTS:
+            creds = tenancy.tenant_credentials(settings.data_dir, p.slug)
+            click.echo(f"  tenant {p.slug:<7} database_url={creds.database_url}")
+            click.echo(f"                 users: {p.slug}-analyst (member), {p.slug}-exec (viewer), "
+                       f"password {DEMO_PASSWORD}")
+        click.echo("Ctrl-C stops everything.\n")
+
+    last = [0.0]
+
+    def tick() -> None:
+        if time.monotonic() - last[0] < 10:
+            return
+        last[0] = time.monotonic()
+        with engine.connect() as conn:
+            counts = conn.execute(sa.text(
+                "SELECT t.slug, count(r.ts) AS n, max(r.ts) AS latest FROM tenants t "
+                "LEFT JOIN readings r ON r.tenant_id = t.id GROUP BY t.slug ORDER BY t.slug")).all()
+        click.echo("readings: " + ", ".join(f"{c.slug}={c.n}" for c in counts)
+                   + f" | rejects={service.stats.rejects.total()}")
+
+    def stop() -> None:
+        click.echo("stopping ...")
+        for s in sims:
+            s.stop()
+        for w in workers:
+            w.join(timeout=40)
+        service.stop()
+        if embedded:
+            embedded.stop()
+        last[0] = 0.0
+        tick()
+
+    until_signal(start, stop, duration=duration, tick=tick)
