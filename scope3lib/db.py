@@ -45,6 +45,16 @@ def libpq_url(url: str | URL) -> str:
     return u.render_as_string(hide_password=False)
 
 
+def redact_url(url: str) -> str:
+    """``url`` with its password hidden, for logs and listings."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    auth, host = rest.rsplit("@", 1)
+    user = auth.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in auth else url
+
+
 def with_credentials(url: str | URL, username: str, password: str) -> str:
     """The same server and database as ``url``, logging in as another role."""
     u = sqlalchemy_url(url).set(username=username, password=password)

@@ -179,3 +179,15 @@ def device_remove(ctx: click.Context, slug: str, device_id: str) -> None:
     devices.remove_device(_engine(ctx), slug, device_id)
     click.echo(f"removed device {device_id} from tenant {slug}")
 
+
+
+@main.command("settings")
+@click.pass_context
+def show_settings(ctx: click.Context) -> None:
+    """Print every setting: its environment variable, current value (secrets hidden) and what it does."""
+    settings: Settings = ctx.obj
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if value is not None and ("url" in name):
+            value = db.redact_url(str(value))
+        click.echo(f"SCOPE3_{name.upper()}={'' if value is None else value}\n    {field.description}\n")
