@@ -11,6 +11,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# JupyterHub's proxy: the Node.js configurable-http-proxy when npm is there (the hubs fall back
+	# to the Python port otherwise).
+	-command -v npm >/dev/null && npm install --prefix $(VENV) --no-audit --no-fund --silent configurable-http-proxy@4
 	touch $@
 
 install: $(VENV)/.installed

@@ -68,3 +68,41 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(
         default=1_048_576, ge=1024, description="Larger meter messages are refused (kept in rejects)."
     )
+    ingest_queue_messages: int = Field(
+        default=20_000,
+        ge=100,
+        le=60_000,
+        description=(
+            "Most messages buffered between the MQTT thread and the database writer. When full, the MQTT thread "
+            "stops reading, so the broker holds the rest (back-pressure) and memory stays bounded."
+        ),
+    )
+    ingest_metrics_addr: str | None = Field(
+        default=None,
+        description=(
+            "host:port of the ingest service's HTTP endpoint: /healthz (200 when connected to broker and "
+            "database) and /metrics (Prometheus text format). Unset: no endpoint."
+        ),
+    )
+    log_format: str = Field(
+        default="text",
+        pattern="^(text|json)$",
+        description="Log line format of the services: 'text' for people, 'json' (one object per line) for collectors.",
+    )
+    mosquitto_conf: Path | None = Field(
+        default=None,
+        description=(
+            "mosquitto.conf written by `scope3 broker config`. Adding, removing or re-keying a device rewrites "
+            "the password_file and acl_file it names and reloads Mosquitto (SIGHUP to the pid in its pid_file). "
+            "Unset: DATA_DIR/mosquitto/mosquitto.conf when that file exists, else no broker files are managed."
+        ),
+    )
+    ingest_writers: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description=(
+            "Database writer threads (one connection each) per ingest process: one gathers the next batch while "
+            "another commits. Acknowledgements still leave in arrival order."
+        ),
+    )

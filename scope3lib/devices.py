@@ -3,6 +3,10 @@
 Topic ``scope3/<tenant>/<device>/readings`` (DESIGN.md decision 5). Each device gets its own MQTT
 username and password; the password is stored only as a hash in Mosquitto's own PBKDF2-SHA512
 format (``$7$``), so the broker's password file can always be written from the database.
+
+Given the production Mosquitto's files (``broker=``, see :class:`scope3lib.broker.MosquittoFiles`),
+adding, re-keying and removing a device rewrite the broker's password file and ACL and reload it at
+once, so a removed device cannot connect any more.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import hmac
 import re
 import secrets
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -20,6 +25,9 @@ from sqlalchemy.engine import Engine
 from .errors import DuplicateDevice, InvalidArgument, UnknownDevice, UnknownSupplier
 from .models import Device, Supplier
 from .tenancy import check_limit, tenant_id
+
+if TYPE_CHECKING:
+    from .broker import MosquittoFiles
 
 DEVICE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REGION_RE = re.compile(r"^[A-Za-z0-9_-]{2,16}$")
@@ -80,8 +88,12 @@ def add_device(
     supplier: str | None = None,
     category: int = 1,
     expected_interval_s: int = 60,
+    broker: MosquittoFiles | None = None,
 ) -> DeviceCredentials:
-    """Register a meter and issue its MQTT credentials (the password is shown only here)."""
+    """Register a meter and issue its MQTT credentials (the password is shown only here).
+
+    With ``broker``, the broker's password file and ACL are rewritten and Mosquitto reloaded.
+    """
     if not DEVICE_KEY_RE.match(device_key):
         raise InvalidArgument(
             f"invalid device id {device_key!r}: use 1-64 letters, digits, '_' and '-' (it becomes a topic level)"
@@ -102,9 +114,12 @@ def add_device(
             )
             if supplier_id is None:
                 raise UnknownSupplier(f"tenant {slug!r} has no supplier named {supplier!r}")
-        exists = conn.scalar(sa.select(Device.id).where(Device.tenant_id == tid, Device.device_key == device_key))
+        exists = conn.execute(
+            sa.select(Device.id, Device.revoked_at).where(Device.tenant_id == tid, Device.device_key == device_key)
+        ).first()
         if exists is not None:
-            raise DuplicateDevice(f"device {device_key!r} already exists in tenant {slug!r}")
+            hint = " (removed, kept for its emission entries: choose another id)" if exists.revoked_at else ""
+            raise DuplicateDevice(f"device {device_key!r} already exists in tenant {slug!r}{hint}")
         check_limit(conn, slug, "devices", "SELECT count(*) FROM devices WHERE tenant_id = :t")
         conn.execute(
             sa.insert(Device).values(
@@ -117,6 +132,8 @@ def add_device(
                 credential_hash=mosquitto_hash(password),
             )
         )
+    if broker is not None:
+        broker.sync(engine)
     return DeviceCredentials(
         tenant=slug,
         device=device_key,
@@ -128,19 +145,23 @@ def add_device(
     )
 
 
-def issue_credentials(engine: Engine, slug: str, device_key: str) -> DeviceCredentials:
-    """Give an existing device a new MQTT password (the old one stops working at the broker's reload)."""
+def issue_credentials(
+    engine: Engine, slug: str, device_key: str, *, broker: MosquittoFiles | None = None
+) -> DeviceCredentials:
+    """Give an existing device a new MQTT password; with ``broker`` the old one stops working at once."""
     password = secrets.token_urlsafe(18)
     with engine.begin() as conn:
         tid = tenant_id(conn, slug)
         row = conn.execute(
             sa.update(Device)
-            .where(Device.tenant_id == tid, Device.device_key == device_key)
+            .where(Device.tenant_id == tid, Device.device_key == device_key, Device.revoked_at.is_(None))
             .values(credential_hash=mosquitto_hash(password))
             .returning(Device.grid_region, Device.category)
         ).first()
         if row is None:
-            raise UnknownDevice(f"tenant {slug!r} has no device {device_key!r}")
+            raise UnknownDevice(f"tenant {slug!r} has no (unrevoked) device {device_key!r}")
+    if broker is not None:
+        broker.sync(engine)
     return DeviceCredentials(
         tenant=slug, device=device_key, topic=readings_topic(slug, device_key),
         mqtt_username=mqtt_username(slug, device_key), mqtt_password=password,
@@ -148,15 +169,32 @@ def issue_credentials(engine: Engine, slug: str, device_key: str) -> DeviceCrede
     )
 
 
-def remove_device(engine: Engine, slug: str, device_key: str) -> None:
-    """Delete a device with its readings; its credentials stop working once the broker reloads."""
+def remove_device(engine: Engine, slug: str, device_key: str, *, broker: MosquittoFiles | None = None) -> bool:
+    """Revoke a device and delete it with its readings; returns False when it is kept, revoked.
+
+    A device whose readings already fed emission entries is kept (revoked, with its readings) so the
+    inventory stays reproducible; either way its broker account is gone and, with ``broker``, Mosquitto
+    is reloaded at once, disconnecting it. The ingest service refuses a revoked device's messages.
+    """
     with engine.begin() as conn:
         tid = tenant_id(conn, slug)
-        deleted = conn.execute(
-            sa.delete(Device).where(Device.tenant_id == tid, Device.device_key == device_key).returning(Device.id)
-        ).first()
-        if deleted is None:
+        device_id = conn.scalar(
+            sa.update(Device)
+            .where(Device.tenant_id == tid, Device.device_key == device_key)
+            .values(revoked_at=sa.func.coalesce(Device.revoked_at, sa.func.now()))
+            .returning(Device.id)
+        )
+        if device_id is None:
             raise UnknownDevice(f"tenant {slug!r} has no device {device_key!r}")
+        in_inventory = conn.scalar(
+            sa.text("SELECT EXISTS (SELECT 1 FROM emission_entries WHERE tenant_id = :t AND device_id = :d)"),
+            {"t": tid, "d": device_id},
+        )
+        if not in_inventory:
+            conn.execute(sa.delete(Device).where(Device.id == device_id))
+    if broker is not None:
+        broker.sync(engine)
+    return not in_inventory
 
 
 def list_devices(engine: Engine, slug: str) -> list[dict[str, object]]:
@@ -165,6 +203,7 @@ def list_devices(engine: Engine, slug: str) -> list[dict[str, object]]:
         rows = conn.execute(
             sa.text(
                 """SELECT d.device_key AS device, d.grid_region, d.category, s.name AS supplier, d.last_seen,
+                          d.revoked_at,
                           (SELECT count(*) FROM readings r WHERE r.device_id = d.id) AS readings
                    FROM devices d LEFT JOIN suppliers s ON s.id = d.supplier_id
                    WHERE d.tenant_id = :t ORDER BY d.device_key"""

@@ -81,3 +81,78 @@ class BrokerUnavailable(Scope3Error):
 
 class FactorFileError(Scope3Error):
     """An official emission-factor file that cannot be read as its publisher's format."""
+
+
+class ActivityImportError(Scope3Error):
+    """An activity file with bad rows; nothing was imported. ``problems`` is ``[(line, reason), ...]``."""
+
+    def __init__(self, source: str, problems: list[tuple[int, str]], total: int) -> None:
+        lines = "\n".join(f"  line {line}: {reason}" for line, reason in problems)
+        super().__init__(
+            f"{source}: {len(problems)} of {total} rows refused; nothing was imported (fix them and import "
+            f"the file again):\n{lines}"
+        )
+        self.source, self.problems, self.total = source, problems, total
+
+
+class PeriodError(Scope3Error):
+    """A reporting period that does not exist, overlaps another, or is closed."""
+
+
+class LedgerError(Scope3Error):
+    """The tamper-evident ledger cannot do what was asked (no checkpoint yet, key missing, unknown entry)."""
+
+
+class LedgerInconsistent(LedgerError):
+    """The tenant's log no longer matches what was recorded or signed; nothing is signed or proved over it."""
+
+
+class InvalidCheckpoint(LedgerError):
+    """A checkpoint that is malformed or whose signature does not verify with the trusted key."""
+
+
+class InvalidProof(LedgerError):
+    """An inclusion or consistency proof (or the entry file it is for) that does not verify."""
+
+
+class EstimatorError(Scope3Error):
+    """The supplier-intensity estimator cannot train or predict; the EEIO spend-based factors stay in force."""
+
+
+class TooFewReportingSuppliers(EstimatorError):
+    """Fewer suppliers with their own (supplier-specific) data than the estimator needs to train."""
+
+    def __init__(self, found: int, needed: int) -> None:
+        super().__init__(
+            f"only {found} suppliers report supplier-specific intensities; the estimator needs at least {needed} "
+            "to train and to check itself by cross-validation; estimates stay on the EEIO spend-based factors "
+            "(collect supplier data, then run `scope3 ml train` again)"
+        )
+        self.found, self.needed = found, needed
+
+
+class UnknownSector(EstimatorError):
+    """A supplier whose NAICS code has no EEIO factor, so neither the estimator nor the fallback applies."""
+
+    def __init__(self, codes: list[str]) -> None:
+        shown = ", ".join(codes[:5]) + (f" and {len(codes) - 5} more" if len(codes) > 5 else "")
+        super().__init__(
+            f"NAICS code(s) {shown} have no EEIO factor (epa-useeio); set the supplier's naics_code to a 6-digit "
+            "code of the factor table (`scope3 factors list epa-useeio`) or import the full EEIO dataset"
+        )
+        self.codes = codes
+
+
+class ModelNotFound(Scope3Error):
+    """No trained model in the tenant's model registry (or not the version asked for)."""
+
+
+class ScenarioError(Scope3Error):
+    """A reduction scenario that cannot be run or stored (no base-year inventory, unknown scenario name)."""
+
+
+class InvalidLever(ScenarioError):
+    """A scenario or lever whose inputs are refused (unknown supplier or category, a share over 100%, years
+    out of order); the message names the lever and the fix."""
+
+    exit_code = 2

@@ -29,7 +29,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .categories import DataSource, Method
@@ -157,6 +159,9 @@ class EmissionEntry(Base):
                              name="fk_emission_entries_supplier", ondelete="RESTRICT"),
         ForeignKeyConstraint(["tenant_id", "device_id"], ["devices.tenant_id", "devices.id"],
                              name="fk_emission_entries_device", ondelete="RESTRICT"),
+        # One meter entry per device and day, so the daily rollup upserts (migration 0003).
+        Index("uq_emission_entries_device_day", "tenant_id", "device_id", "period_start", unique=True,
+              postgresql_where=text("data_source = 'iot' AND device_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -208,6 +213,8 @@ class Device(Base):
     # file can be written from this table; never granted to tenant roles.
     credential_hash: Mapped[str] = mapped_column(Text)
     last_seen: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the device was removed but kept for its emission entries (migration 0003).
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -222,7 +229,8 @@ class Reading(Base):
 
     device_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     ts: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    # No foreign key of its own (migration 0003): fk_readings_device already pins the tenant.
+    tenant_id: Mapped[int] = mapped_column(BigInteger)
     kwh: Mapped[float] = mapped_column(Double)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -243,3 +251,228 @@ class Reject(Base):
 
 # Tables whose rows belong to one tenant; each has row-level security (migration 0001).
 TENANT_TABLES = ("suppliers", "emission_entries", "devices", "readings", "rejects", "memberships")
+
+
+# --- Factor library and reporting periods (migration 0002) -----------------------------------------
+
+
+class StoredFactorDataset(Base):
+    """One release of a factor set (official import or the built-in curated subset). Public reference data."""
+
+    __tablename__ = "factor_datasets"
+    __table_args__ = (UniqueConstraint("source", "version", name="uq_factor_datasets_source_version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source: Mapped[str] = mapped_column(Text)  # "epa-useeio", "desnz", "egrid", "ember"
+    version: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    publisher: Mapped[str] = mapped_column(Text)
+    licence: Mapped[str] = mapped_column(Text)
+    citation: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64))  # of the official file; None for the built-in set
+    builtin: Mapped[bool] = mapped_column(default=False)
+    imported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Factor(Base):
+    """kg CO2e per unit of activity (kWh, tonne.km, USD_2022...) in one dataset."""
+
+    __tablename__ = "factors"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "factor_key", "region", "year", name="uq_factors_dataset_key_region_year"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("factor_datasets.id", ondelete="CASCADE"))
+    factor_key: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    unit: Mapped[str] = mapped_column(Text)
+    region: Mapped[str] = mapped_column(Text)
+    year: Mapped[int] = mapped_column(SmallInteger)
+    kg_co2e_per_unit: Mapped[float] = mapped_column(Double)
+    kg_co2_per_unit: Mapped[float | None] = mapped_column(Double)
+    kg_ch4_per_unit: Mapped[float | None] = mapped_column(Double)
+    kg_n2o_per_unit: Mapped[float | None] = mapped_column(Double)
+    gwp: Mapped[str] = mapped_column(Text)
+    scope: Mapped[int | None] = mapped_column(SmallInteger)
+    category_hint: Mapped[int | None] = mapped_column(SmallInteger)
+    citation: Mapped[str | None] = mapped_column(Text)  # per-factor citation of built-in values
+
+
+class Period(Base):
+    """A tenant's reporting period; closing it freezes its emission entries (trigger in migration 0002)."""
+
+    __tablename__ = "periods"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'closed')", name="status"),
+        CheckConstraint("period_end >= period_start", name="dates"),
+        UniqueConstraint("tenant_id", "label", name="uq_periods_tenant_label"),
+        UniqueConstraint("tenant_id", "id", name="uq_periods_tenant_id_id"),
+        Index("ix_periods_tenant_start", "tenant_id", "period_start"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(Text)
+    period_start: Mapped[dt.date] = mapped_column(Date)
+    period_end: Mapped[dt.date] = mapped_column(Date)
+    is_base_year: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(8), default="open")
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PeriodRecalculation(Base):
+    """Audit row of an explicit recalculation of a closed period with a new factor dataset."""
+
+    __tablename__ = "period_recalculations"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "period_id"], ["periods.tenant_id", "periods.id"],
+                             name="fk_period_recalculations_period", ondelete="CASCADE"),
+        Index("ix_period_recalculations_period", "period_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(BigInteger)
+    period_id: Mapped[int] = mapped_column(BigInteger)
+    txid: Mapped[int] = mapped_column(BigInteger)
+    factor_source: Mapped[str] = mapped_column(Text)
+    factor_version: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    report: Mapped[dict[str, object]] = mapped_column(JSONB)
+    requested_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# --- Broker service accounts (migration 0003) ------------------------------------------------------
+
+
+class BrokerAccount(Base):
+    """An MQTT account of a platform service (the ingest service), hashed in Mosquitto's ``$7$`` format."""
+
+    __tablename__ = "broker_accounts"
+    __table_args__ = (CheckConstraint("role IN ('ingest')", name="role"),)
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    credential_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# --- Tamper-evident ledger (migration 0004) --------------------------------------------------------
+# Written only by PostgreSQL: the ledger_append trigger appends leaves, the admin stores keys and
+# checkpoints; triggers refuse UPDATE, DELETE and TRUNCATE of all four for every role.
+
+
+class LedgerHead(Base):
+    """How many leaves a tenant's log holds; locked by each append so indices stay gap-free."""
+
+    __tablename__ = "ledger_heads"
+    __table_args__ = (CheckConstraint("size >= 0", name="size"),)
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerLeaf(Base):
+    """One change to an emission entry; its bytes are ``ledger_leaf_data(...)`` (see scope3lib.ledger.leaf_data)."""
+
+    __tablename__ = "ledger_leaves"
+    __table_args__ = (
+        CheckConstraint("leaf_index >= 0", name="leaf_index"),
+        CheckConstraint("event IN ('create', 'correct', 'recalculate', 'delete')", name="event"),
+        CheckConstraint("octet_length(leaf_hash) = 32", name="leaf_hash"),
+        Index("ix_ledger_leaves_entry", "tenant_id", "entry_id", "leaf_index"),
+    )
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    leaf_index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(BigInteger)
+    event: Mapped[str] = mapped_column(String(12))
+    actor: Mapped[str] = mapped_column(Text)  # the PostgreSQL login role (session_user)
+    reason: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    entry: Mapped[str] = mapped_column(Text)  # canonical JSON of the entry after the change (before, for a delete)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)  # SHA-256(0x00 || leaf bytes), as appended
+
+
+class LedgerKey(Base):
+    """A tenant's checkpoint-signing public key (Ed25519); the private key is a file, never in the database."""
+
+    __tablename__ = "ledger_keys"
+    __table_args__ = (CheckConstraint("octet_length(public_key) = 32", name="public_key"),)
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(8), primary_key=True)  # C2SP signed-note key ID, hex
+    key_name: Mapped[str] = mapped_column(Text)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class LedgerCheckpoint(Base):
+    """A signed checkpoint (C2SP tlog-checkpoint in a signed note) of a tenant's log."""
+
+    __tablename__ = "ledger_checkpoints"
+    __table_args__ = (
+        CheckConstraint("tree_size >= 0", name="tree_size"),
+        ForeignKeyConstraint(["tenant_id", "key_id"], ["ledger_keys.tenant_id", "ledger_keys.key_id"],
+                             name="fk_ledger_checkpoints_key"),
+        Index("ix_ledger_checkpoints_tenant", "tenant_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    signed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    key_id: Mapped[str] = mapped_column(String(8))
+    note: Mapped[str] = mapped_column(Text)
+
+
+LEDGER_TABLES = ("ledger_heads", "ledger_leaves", "ledger_keys", "ledger_checkpoints")
+
+
+class ReportRun(Base):
+    """One papermill run of a report for a tenant (scheduled or manual), with where its outputs went."""
+
+    __tablename__ = "report_runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('running', 'succeeded', 'failed')", name="status"),
+        CheckConstraint("trigger IN ('schedule', 'manual')", name="trigger"),
+        Index("ix_report_runs_tenant_report", "tenant_id", "report", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    report: Mapped[str] = mapped_column(Text)
+    trigger: Mapped[str] = mapped_column(String(16))
+    scheduled_for: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    attempt: Mapped[int] = mapped_column(SmallInteger)
+    parameters: Mapped[dict[str, object]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    failed_cell: Mapped[int | None] = mapped_column()
+    output_ipynb: Mapped[str | None] = mapped_column(Text)
+    output_html: Mapped[str | None] = mapped_column(Text)
+
+
+class Scenario(Base):
+    """A tenant's saved reduction scenario: the inputs of :func:`scope3lib.scenarios.run`, re-runnable by name."""
+
+    __tablename__ = "scenarios"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_scenarios_tenant_name"),
+        CheckConstraint("target_year > base_year", name="years"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text)
+    base_year: Mapped[int] = mapped_column(SmallInteger)
+    target_year: Mapped[int] = mapped_column(SmallInteger)
+    growth: Mapped[float] = mapped_column(Double)  # compound business growth per year, 0.03 = 3%
+    discount_rate: Mapped[float] = mapped_column(Double)  # per year, for the NPV of each lever
+    levers: Mapped[list[dict[str, object]]] = mapped_column(JSONB)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -23,7 +23,7 @@ def alembic_config() -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "heads") -> None:
+def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate the database to ``revision``. Safe to re-run."""
     cfg = alembic_config()
     with engine.begin() as conn:

@@ -9,6 +9,7 @@ binary is missing, the embedded amqtt broker stands in so the suite still runs a
 
 from __future__ import annotations
 
+import getpass
 import os
 import secrets
 import shutil
@@ -24,7 +25,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from scope3lib import db, schema, tenancy
-from scope3lib.broker import EmbeddedBroker, MqttParams, free_port, port_open
+from scope3lib.broker import (
+    INGEST_ACCOUNT,
+    EmbeddedBroker,
+    MosquittoFiles,
+    MqttParams,
+    free_port,
+    port_open,
+    write_broker_config,
+)
 from scope3lib.tenancy import TenantCredentials
 
 REPO = Path(__file__).resolve().parents[1]
@@ -180,3 +189,46 @@ def scope3_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str
 
 
 SCOPE3 = [sys.executable, "-m", "scope3lib"]
+
+
+class SecureMosquitto(Mosquitto):
+    """Mosquitto as production runs it: the configuration, password file and ACL of `scope3 broker config`.
+
+    Anonymous access is off; ``params`` log in as the ingest service; ``files`` is what provisioning
+    takes (``broker=``) to rewrite the accounts and reload this broker.
+    """
+
+    def __init__(self, workdir: Path, engine: Engine) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc = None
+        # user: Mosquitto started as root drops to this account, which must read the test's files.
+        result = write_broker_config(engine, workdir, port=self.port, user=getpass.getuser(),
+                                     max_queued_bytes=256 << 20, rotate_ingest=True)
+        assert result.ingest_url is not None
+        self.conf = result.files.conf
+        self.files: MosquittoFiles = result.files
+        self.ingest_password = result.ingest_url.split("@")[0].rsplit(":", 1)[1]
+
+    @property
+    def params(self) -> MqttParams:
+        return MqttParams("127.0.0.1", self.port, INGEST_ACCOUNT, self.ingest_password, protocol=5)
+
+    def kill(self) -> None:
+        """Stop at once (SIGKILL): what persistence saved is all that survives."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture(scope="session")
+def secure_broker(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterator[SecureMosquitto]:
+    """A real Mosquitto with per-device accounts and ACL from the test database, anonymous access off."""
+    if not _mosquitto_bin():
+        raise RuntimeError("the secure_broker fixture needs Mosquitto 2.0+: apt-get install mosquitto")
+    m = SecureMosquitto(tmp_path_factory.mktemp("mosquitto-secure"), engine)
+    m.start()
+    yield m
+    m.stop()
+

@@ -56,8 +56,9 @@ def start_ingest(ingest_url: str, broker: MqttParams) -> Iterator[Callable[..., 
     started: list[IngestService] = []
 
     def start(client_id: str | None = None, **kwargs: object) -> IngestService:
+        kwargs.setdefault("batch_ms", 50)
         svc = IngestService(ingest_url, broker, client_id=client_id or f"ingest-{secrets.token_hex(4)}",
-                            batch_ms=50, **kwargs)  # type: ignore[arg-type]
+                            **kwargs)  # type: ignore[arg-type]
         svc.start()
         assert svc.wait_connected(10)
         time.sleep(0.3)  # let the SUBACK arrive before anything is published
@@ -247,3 +248,115 @@ def test_ingest_command_stops_cleanly_on_sigterm(database_url: str, data_dir: Pa
     assert proc.returncode == 0, err
     assert b"Traceback" not in err
     assert count_readings(engine, device) == 1
+
+
+def test_metrics_and_health_endpoint(engine: Engine, tenant_a: TenantCredentials, device: str, publisher: Publisher,
+                                     start_ingest: Callable[..., IngestService]) -> None:
+    import urllib.request
+
+    svc = start_ingest(metrics_addr="127.0.0.1:0")
+    topic = devices.readings_topic(tenant_a.slug, device)
+    publisher.publish(topic, {"ts": ts(1), "kwh": 1.0})
+    publisher.publish(topic, b"{oops")
+    wait_for(lambda: svc.stats.messages_committed >= 2)
+    base = f"http://127.0.0.1:{svc.metrics_port}"
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = r.read().decode()
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert float(samples["scope3_ingest_messages_received_total"]) == 2
+    assert float(samples["scope3_ingest_rows_written_total"]) == 1
+    assert float(samples['scope3_ingest_rejects_total{reason="bad_json"}']) == 1
+    assert float(samples["scope3_ingest_batch_seconds_count"]) >= 1
+    assert float(samples["scope3_ingest_lag_seconds_count"]) == 1  # the valid message; lag from its ts
+    assert float(samples['scope3_ingest_lag_seconds_bucket{le="+Inf"}']) == 1
+    assert samples["scope3_ingest_queue_messages"] == "0" and samples["scope3_ingest_mqtt_connected"] == "1"
+    with urllib.request.urlopen(base + "/healthz", timeout=5) as r:
+        assert r.status == 200 and r.read() == b"mqtt=up database=up\n"
+
+
+def test_stock_paho_path_and_messages_with_properties(engine: Engine, tenant_a: TenantCredentials, device: str,
+                                                      broker: MqttParams,
+                                                      start_ingest: Callable[..., IngestService]) -> None:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    tuned = start_ingest()
+    untuned = start_ingest(tuned_receive=False, shared_group=None)
+    topic = devices.readings_topic(tenant_a.slug, device)
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"p5-{secrets.token_hex(3)}", protocol=mqtt.MQTTv5)
+    pub.connect(broker.host, broker.port)
+    pub.loop_start()
+    props = Properties(PacketTypes.PUBLISH)
+    props.MessageExpiryInterval = 3600  # a PUBLISH with properties takes paho's full decoder
+    pub.publish(topic, json.dumps({"ts": ts(3), "kwh": 2.0}), qos=1, properties=props).wait_for_publish(10)
+    pub.publish(topic, json.dumps({"ts": ts(4), "kwh": 2.0}), qos=1).wait_for_publish(10)
+    pub.disconnect()
+    pub.loop_stop()
+    wait_for(lambda: count_readings(engine, device) == 2)
+    wait_for(lambda: tuned.stats.messages_committed == 2 and untuned.stats.messages_committed == 2)
+    assert tuned.stats.rows_duplicate + untuned.stats.rows_duplicate == 2  # both got both; stored once
+
+
+def test_back_pressure_bounds_unacknowledged_and_nothing_is_lost(engine: Engine, tenant_a: TenantCredentials,
+                                                                 device: str, broker: MqttParams,
+                                                                 ingest_url: str) -> None:
+    client_id = f"bp-{secrets.token_hex(3)}"
+    # The database is unreachable: nothing can be committed, so nothing is acknowledged.
+    down = IngestService("postgresql://nobody:x@127.0.0.1:1/none", broker, client_id=client_id, batch_size=50,
+                         batch_ms=20, queue_messages=300)
+    down.start()
+    assert down.wait_connected(10)
+    time.sleep(0.3)
+    pub = Publisher(broker)
+    topic = devices.readings_topic(tenant_a.slug, device)
+    base = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=2)
+    for s in range(2000):
+        pub.client.publish(topic, json.dumps({"ts": (base + dt.timedelta(seconds=s)).isoformat(), "kwh": 0.2}), qos=1)
+    time.sleep(2)
+    assert 0 < down.stats.messages_received <= 300  # the broker holds the rest
+    assert down._unacked <= 300
+    assert down.health()[0] is False
+    down.stop(timeout=1)
+    up = IngestService(ingest_url, broker, client_id=client_id, batch_ms=20)
+    up.start()
+    try:
+        wait_for(lambda: count_readings(engine, device) == 2000, timeout=60)
+    finally:
+        up.stop()
+        pub.close()
+
+
+def test_standalone_ingest_logs_json_and_flushes_on_sigterm(engine: Engine, tenant_a: TenantCredentials, device: str,
+                                                            broker: MqttParams, ingest_url: str,
+                                                            publisher: Publisher, tmp_path: Path) -> None:
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPE3_")}
+    env.update(SCOPE3_MQTT_URL=broker.url(), SCOPE3_INGEST_DATABASE_URL=ingest_url, SCOPE3_LOG_FORMAT="json",
+               SCOPE3_INGEST_CLIENT_ID=f"js-{secrets.token_hex(3)}", SCOPE3_INGEST_BATCH_MS="3000",
+               SCOPE3_DATA_DIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "ingest_service"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        topic = devices.readings_topic(tenant_a.slug, device)
+        deadline = time.monotonic() + 20
+        while not _connected(proc):
+            assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.5)  # the SUBACK follows the log line
+        publisher.publish(topic, {"ts": ts(2), "kwh": 4.0})
+        time.sleep(0.5)  # received, waiting in a 3 s batch
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    lines = [json.loads(line) for line in err.decode().splitlines() if line.strip()]
+    assert all({"ts", "level", "logger", "message"} <= set(doc) for doc in lines)
+    assert any("1 messages committed" in doc["message"] for doc in lines)
+    assert count_readings(engine, device) == 1  # flushed before exit, not left to a redelivery
+
+
+def _connected(proc: subprocess.Popen[bytes]) -> bool:
+    assert proc.stderr is not None
+    line = proc.stderr.readline().decode()
+    return "subscribed to" in line

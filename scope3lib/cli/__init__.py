@@ -60,6 +60,9 @@ def admin_engine(ctx: click.Context) -> sa.Engine:
 
 
 # Each module adds its commands to `main`.
-from . import demo, meters, provisioning  # noqa: E402
+from . import demo, factors, hub, inventory, ledger, meters, ml, provisioning, report, scenarios  # noqa: E402
 
-__all__ = ["admin_engine", "demo", "echo_json", "main", "meters", "provisioning"]
+__all__ = [
+    "admin_engine", "demo", "echo_json", "factors", "hub", "inventory", "ledger", "main", "meters", "ml",
+    "provisioning", "report", "scenarios",
+]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -9,11 +12,14 @@ import click
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from .. import db, schema, tenancy
+from .. import db, reports, schema, tenancy
+from ..broker import port_open
 from ..config import Settings
+from ..hub import settings as hub_settings
 from ..meters import MeterSimulator
 from . import admin_engine as _engine
 from . import main
+from .hub import hub_env
 from .meters import broker_for, simulated_meters, until_signal
 
 DEMO_PASSWORD = "scope3-demo"
@@ -24,8 +30,10 @@ DEMO_PASSWORD = "scope3-demo"
               help="Stop after this many seconds (default: run until Ctrl-C).")
 @click.option("--rate", type=click.FloatRange(0.1, 10_000), default=4.0, show_default=True,
               help="Meter messages per second per demo tenant.")
+@click.option("--hubs/--no-hubs", default=True, show_default=True,
+              help="Start each demo tenant's JupyterHub with its dashboard and report scheduler.")
 @click.pass_context
-def demo(ctx: click.Context, duration: float | None, rate: float) -> None:
+def demo(ctx: click.Context, duration: float | None, rate: float, hubs: bool) -> None:
     """Run the whole platform on embedded defaults with two demo tenants and live meters."""
     from ingest_service import IngestService
 
@@ -41,13 +49,17 @@ def demo(ctx: click.Context, duration: float | None, rate: float) -> None:
             continue
         tenancy.create_tenant(engine, settings.data_dir, profile.slug, profile.name, profile.plan)
         demo_data.load(engine, profile.slug, demo_data.generate(profile))
-        tenancy.add_user(engine, profile.slug, f"{profile.slug}-analyst", "member", DEMO_PASSWORD)
-        tenancy.add_user(engine, profile.slug, f"{profile.slug}-exec", "viewer", DEMO_PASSWORD)
+        tenancy.add_user(engine, profile.slug, f"{profile.slug}-analyst", "member", DEMO_PASSWORD,
+                         settings.data_dir)
+        tenancy.add_user(engine, profile.slug, f"{profile.slug}-exec", "viewer", DEMO_PASSWORD,
+                         settings.data_dir)
         click.echo(f"provisioned demo tenant {profile.slug} ({profile.suppliers} suppliers, "
                    f"{profile.devices} meters)")
     params, embedded = broker_for(settings)
     service = IngestService(tenancy.ingest_database_url(engine, settings.data_dir), params,
-                            client_id="scope3-demo-ingest", batch_ms=settings.ingest_batch_ms)
+                            client_id="scope3-demo-ingest", batch_ms=settings.ingest_batch_ms,
+                            writers=settings.ingest_writers, queue_messages=settings.ingest_queue_messages)
+    hub_procs: list[subprocess.Popen[bytes]] = []
     sims = [MeterSimulator(params, simulated_meters(engine, p.slug, p.devices, "CAMX"), rate)
             for p in demo_data.DEMO_TENANTS]
     workers = [threading.Thread(target=s.run, daemon=True) for s in sims]
@@ -57,6 +69,11 @@ def demo(ctx: click.Context, duration: float | None, rate: float) -> None:
         service.wait_connected(15)
         for w in workers:
             w.start()
+        if hubs:
+            for p in demo_data.DEMO_TENANTS:
+                hub_procs.append(_start_hub(settings, p.slug))
+            for p in demo_data.DEMO_TENANTS:
+                _run_monthly_report(settings, p.slug)
         click.echo("\nrunning:")
         click.echo(f"  PostgreSQL  {make_url(db.admin_url(settings)).render_as_string()}")
         click.echo(f"  MQTT broker {params.host}:{params.port} ({'embedded amqtt' if embedded else 'external'})")
@@ -67,6 +84,10 @@ def demo(ctx: click.Context, duration: float | None, rate: float) -> None:
             click.echo(f"  tenant {p.slug:<7} database_url={creds.database_url}")
             click.echo(f"                 users: {p.slug}-analyst (member), {p.slug}-exec (viewer), "
                        f"password {DEMO_PASSWORD}")
+            if hubs:
+                hub = hub_settings.load(settings.data_dir, p.slug).hub
+                click.echo(f"                 hub: http://{hub.bind_ip}:{hub.port}/  (analyst: JupyterLab; "
+                           f"executive: the dashboard)")
         click.echo("Ctrl-C stops everything.\n")
 
     last = [0.0]
@@ -84,6 +105,13 @@ def demo(ctx: click.Context, duration: float | None, rate: float) -> None:
 
     def stop() -> None:
         click.echo("stopping ...")
+        for proc in hub_procs:  # the hub stops its servers and services itself
+            proc.send_signal(signal.SIGTERM)
+        for proc in hub_procs:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         for s in sims:
             s.stop()
         for w in workers:
@@ -95,3 +123,28 @@ def demo(ctx: click.Context, duration: float | None, rate: float) -> None:
         tick()
 
     until_signal(start, stop, duration=duration, tick=tick)
+
+
+def _start_hub(settings: Settings, slug: str) -> subprocess.Popen[bytes]:
+    """``scope3 hub start SLUG`` in the background, its log in the tenant's directory."""
+    log = hub_settings.tenant_dir(settings.data_dir, slug) / "hub.log"
+    env = hub_env(settings, slug)
+    proc = subprocess.Popen([sys.executable, "-m", "scope3lib", "hub", "start", slug], env=env,
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    port = hub_settings.load(settings.data_dir, slug).hub.port
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if port_open("127.0.0.1", port):
+            break
+        time.sleep(0.5)
+    if proc.poll() is not None:
+        click.echo(f"  hub of {slug} did not start: see {log}", err=True)
+    return proc
+
+
+def _run_monthly_report(settings: Settings, slug: str) -> None:
+    creds = tenancy.tenant_credentials(settings.data_dir, slug)
+    spec = reports.get_spec("monthly")
+    result = reports.run_report(db.connect(creds.database_url), creds.database_url, slug, "monthly", spec)
+    where = result.output_html or result.error
+    click.echo(f"  monthly report for {slug}: {result.status} -> {where}")

@@ -7,6 +7,7 @@ import sys
 import click
 
 from .. import db, devices, schema, tenancy
+from ..broker import MosquittoFiles
 from ..config import Settings
 from . import admin_engine as _engine
 from . import echo_json as _echo_json
@@ -121,7 +122,7 @@ def user_add(ctx: click.Context, slug: str, username: str, role: str, password_s
     if not password_stdin:
         raise click.UsageError("give the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\r\n")
-    tenancy.add_user(_engine(ctx), slug, username, role, password)
+    tenancy.add_user(_engine(ctx), slug, username, role, password, ctx.obj.data_dir)
     click.echo(f"user {username} is {role} of tenant {slug}")
 
 
@@ -148,7 +149,11 @@ def device_add(ctx: click.Context, slug: str, device_id: str, region: str, suppl
                category: int, interval: int, as_json: bool) -> None:
     """Register meter DEVICE_ID in tenant SLUG and issue its MQTT credentials."""
     creds = devices.add_device(_engine(ctx), slug, device_id, region, supplier=supplier, category=category,
-                               expected_interval_s=interval)
+                               expected_interval_s=interval, broker=MosquittoFiles.from_settings(ctx.obj))
+    _echo_device_credentials(creds, as_json)
+
+
+def _echo_device_credentials(creds: devices.DeviceCredentials, as_json: bool) -> None:
     if as_json:
         _echo_json(creds.to_dict())
     else:
@@ -170,14 +175,37 @@ def device_list(ctx: click.Context, slug: str, as_json: bool) -> None:
                    f"last_seen={r['last_seen']} supplier={r['supplier']}")
 
 
+@device_group.command("rotate")
+@click.argument("slug")
+@click.argument("device_id")
+@click.option("--json", "as_json", is_flag=True, help="Print topic and credentials as JSON.")
+@click.pass_context
+def device_rotate(ctx: click.Context, slug: str, device_id: str, as_json: bool) -> None:
+    """Issue DEVICE_ID a new MQTT password; the old one stops working at once (broker reloaded)."""
+    creds = devices.issue_credentials(_engine(ctx), slug, device_id, broker=MosquittoFiles.from_settings(ctx.obj))
+    _echo_device_credentials(creds, as_json)
+
+
 @device_group.command("remove")
 @click.argument("slug")
 @click.argument("device_id")
 @click.pass_context
 def device_remove(ctx: click.Context, slug: str, device_id: str) -> None:
-    """Delete a meter and its readings."""
-    devices.remove_device(_engine(ctx), slug, device_id)
-    click.echo(f"removed device {device_id} from tenant {slug}")
+    """Revoke a meter at once (broker reloaded) and delete it with its readings.
+
+    A meter whose readings are in the emission inventory is kept, revoked, so the inventory stays
+    reproducible.
+    """
+    broker = MosquittoFiles.from_settings(ctx.obj)
+    deleted = devices.remove_device(_engine(ctx), slug, device_id, broker=broker)
+    if deleted:
+        click.echo(f"removed device {device_id} from tenant {slug}")
+    else:
+        click.echo(f"revoked device {device_id} of tenant {slug}; kept with its readings because emission "
+                   "entries refer to it")
+    if broker is None:
+        click.echo("warning: no Mosquitto configuration (SCOPE3_MOSQUITTO_CONF): reload your broker's accounts "
+                   "yourself", err=True)
 
 
 

@@ -1,0 +1,87 @@
+"""`scope3 factors`: import official factor files, list datasets and factors; `scope3 calc`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..factors import store
+from . import admin_engine as _engine
+from . import main
+
+
+@main.group("factors")
+def factors_group() -> None:
+    """Versioned emission-factor datasets (public reference data)."""
+
+
+@factors_group.command("import")
+@click.argument("kind", type=click.Choice(["epa-useeio", "defra", "desnz"], case_sensitive=False))
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.pass_context
+def factors_import(ctx: click.Context, kind: str, path: str) -> None:
+    """Import an official factor file as published (KIND: epa-useeio, or defra/desnz for UK DESNZ).
+
+    Importing the same file again changes nothing; a new release is stored as a new version.
+    """
+    engine = _engine(ctx)
+    store.ensure_builtin(engine)
+    click.echo(store.import_file(engine, kind, path).message())
+
+
+@factors_group.command("datasets")
+@click.pass_context
+def factors_datasets(ctx: click.Context) -> None:
+    """List stored datasets with their version, licence and number of factors."""
+    engine = _engine(ctx)
+    store.ensure_builtin(engine)
+    df = store.datasets(engine)
+    for r in df.itertuples():
+        kind = "built-in subset" if r.builtin else f"sha256 {str(r.sha256)[:12]}"
+        click.echo(f"{r.source:<12} {r.version:<11} {r.factors:>6} factors  {r.licence}  ({kind})")
+        click.echo(f"{'':<12} {r.citation}")
+
+
+@factors_group.command("list")
+@click.option("--source", required=True, help="Dataset source: epa-useeio, desnz, egrid, ember.")
+@click.option("--version", default=None, help="Dataset version (default: the latest imported).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "table"]), default="table", show_default=True)
+@click.pass_context
+def factors_list(ctx: click.Context, source: str, version: str | None, fmt: str) -> None:
+    """Print every factor of a dataset: factor_key, description, unit, region, year, kg_co2e_per_unit."""
+    engine = _engine(ctx)
+    store.ensure_builtin(engine)
+    df = store.list_factors(engine, source, version)[
+        ["factor_key", "description", "unit", "region", "year", "kg_co2e_per_unit"]
+    ]
+    if fmt == "csv":
+        df.to_csv(sys.stdout, index=False)
+    else:
+        click.echo(df.to_string(index=False, max_colwidth=70))
+
+
+@main.command("calc")
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the rows with kg_co2e, the factor used, data quality and error (CSV).")
+@click.pass_context
+def calc(ctx: click.Context, input_path: str, out_path: str) -> None:
+    """Calculate an activity file (CSV or .xlsx); refused rows keep their reason in the `error` column.
+
+    Exit code 1 when any row was refused (the output is written either way).
+    """
+    from ..calculation import calculate, read_activity_file
+
+    engine = _engine(ctx)
+    store.ensure_builtin(engine)
+    rows = read_activity_file(input_path)
+    out = calculate(rows, store.factor_table(engine))
+    out.to_csv(out_path, index=False)
+    refused = int((out["error"] != "").sum())
+    click.echo(f"{len(out) - refused} rows calculated, {refused} refused, "
+               f"{out['kg_co2e'].sum():,.1f} kg CO2e; written to {out_path}")
+    if refused:
+        for line, reason in zip(out.index[out["error"] != ""], out.loc[out["error"] != "", "error"], strict=True):
+            click.echo(f"  line {int(line) + 2}: {reason}", err=True)
+        ctx.exit(1)

@@ -1,0 +1,82 @@
+"""`scope3 report`: run a report now, list runs, and the per-tenant scheduler service."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from typing import Any
+
+import click
+
+from .. import db, reports, tenancy
+from ..config import Settings
+from . import main
+
+
+@main.group("report")
+def report_group() -> None:
+    """Scheduled papermill reports (reports/schedules.yaml)."""
+
+
+def _tenant_url(settings: Settings, slug: str) -> str:
+    """The tenant's read-write URL: from the hub's environment, else from the tenant's secrets file."""
+    if os.environ.get("SCOPE3_TENANT") == slug and os.environ.get("SCOPE3_TENANT_DATABASE_URL"):
+        return os.environ["SCOPE3_TENANT_DATABASE_URL"]
+    return tenancy.tenant_credentials(settings.data_dir, slug).database_url
+
+
+@report_group.command("run")
+@click.argument("name")
+@click.option("--tenant", "slug", required=True, help="Tenant to run the report for.")
+@click.option("-p", "--parameter", "params", type=(str, str), multiple=True, metavar="KEY VALUE",
+              help="Override a notebook parameter (checked against its parameters cell).")
+@click.option("--schedules", type=click.Path(dir_okay=False), default=str(reports.DEFAULT_SCHEDULES),
+              show_default=True, help="The schedules file declaring the report.")
+@click.option("--output", type=click.Path(file_okay=False), default=str(reports.DEFAULT_OUTPUT), show_default=True,
+              help="Root directory of the outputs (<root>/<tenant>/<report>/).")
+@click.pass_context
+def report_run(ctx: click.Context, name: str, slug: str, params: tuple[tuple[str, str], ...], schedules: str,
+               output: str) -> None:
+    """Run report NAME for a tenant now; exit 1 if it fails."""
+    from pathlib import Path
+
+    spec = reports.get_spec(name, Path(schedules))
+    url = _tenant_url(ctx.obj, slug)
+    given: dict[str, Any] = dict(params)
+    reports.validate_parameters(spec.notebook_path(), {**spec.parameters, **given})
+    result = reports.run_report(db.connect(url), url, slug, name, spec, given, output_root=Path(output))
+    if result.status == "succeeded":
+        where = result.output_html or result.output_ipynb
+        click.echo(f"report {name} for {slug}: succeeded in {result.seconds:.1f}s -> {where}")
+        return
+    click.echo(f"error: report {name} for {slug} failed after {result.attempt} attempt(s) in cell "
+               f"{result.failed_cell}: {result.error}", err=True)
+    ctx.exit(1)
+
+
+@report_group.command("history")
+@click.argument("slug")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.pass_context
+def report_history(ctx: click.Context, slug: str, limit: int) -> None:
+    """List a tenant's report runs, newest first."""
+    for r in reports.history(db.connect(_tenant_url(ctx.obj, slug)), limit):
+        where = r["output_html"] or r["output_ipynb"] or ""
+        problem = f" cell {r['failed_cell']}: {r['error']}" if r["status"] == "failed" else ""
+        click.echo(f"{r['id']:>6} {r['started_at']:%Y-%m-%d %H:%M:%S} {r['report']:<12} {r['trigger']:<8} "
+                   f"attempt {r['attempt']} {r['status']:<9}{problem} {where}")
+
+
+@report_group.command("scheduler")
+@click.argument("slug")
+@click.option("--interval", type=click.FloatRange(1), default=20.0, show_default=True,
+              help="Seconds between checks for due reports.")
+@click.pass_context
+def report_scheduler(ctx: click.Context, slug: str, interval: float) -> None:
+    """Run tenant SLUG's scheduled reports as they fall due (the hub runs this as its `reports` service)."""
+    logging.getLogger().setLevel(logging.INFO)
+    url = _tenant_url(ctx.obj, slug)
+    scheduler = reports.Scheduler(db.connect(url), url, slug, start=dt.datetime.now(dt.UTC))
+    click.echo(f"scheduler for {slug}: checking every {interval:g}s", err=True)
+    scheduler.run_forever(interval)

@@ -1,0 +1,1 @@
+"""One JupyterHub per tenant: settings, authentication, spawning, and the Voila dashboard service."""

@@ -1,0 +1,183 @@
+"""Apply a tenant's hub settings to a JupyterHub ``Config``: a pure function that only sets values.
+
+``hub_config/jupyterhub_config.py`` calls :func:`apply` with the settings of the tenant named by
+``SCOPE3_HUB_TENANT``; tests call it on a bare ``Config()`` with no hub running.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from jupyterhub.utils import url_path_join
+from tornado.web import HTTPError
+from traitlets.config import Config
+
+from .auth import DASHBOARD_SERVICE
+from .dashboard import voila_command
+from .settings import HubSettings
+from .spawner import (
+    Scope3LocalProcessSpawner,
+    ensure_system_user,
+    is_root,
+    prepare_home,
+    singleuser_cmd,
+    system_username,
+)
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+REPORTS_SERVICE = "reports"
+# The hub's own environment (admin database URL, secrets) never reaches a server: only these do.
+ENV_KEEP = ["PATH", "LANG", "LC_ALL", "TZ"]
+
+
+def proxy_command() -> str:
+    """JupyterHub's configurable-http-proxy: the Node.js original when installed, else the Python port.
+
+    ``make install`` puts the Node.js one in the virtual environment (``npm install --prefix .venv``).
+    The Python port (0.4) stalls on some keep-alive responses streamed by Voila, so it is the fallback.
+    """
+    node = Path(sys.prefix) / "node_modules" / ".bin" / "configurable-http-proxy"
+    if node.exists() and shutil.which("node"):
+        return str(node)
+    return str(Path(sys.prefix) / "bin" / "configurable-http-proxy")
+
+
+def _socket_only_for_owner(database_url: str) -> bool:
+    """True when the database is reached through a Unix socket directory other users cannot enter
+    (the embedded server keeps its socket in its private data directory)."""
+    from sqlalchemy.engine import make_url
+
+    host = make_url(database_url).query.get("host")
+    path = Path(host if isinstance(host, str) else "") if host else None
+    return bool(path and path.is_absolute() and not (path.stat().st_mode & 0o001 if path.exists() else False))
+
+
+def spawner_mode(settings: HubSettings) -> str:
+    mode = settings.hub.spawner
+    if mode != "auto":
+        return mode
+    if is_root() and not _socket_only_for_owner(settings.database_url):
+        return "local"
+    return "simple"
+
+
+def _is_viewer(user: Any) -> bool:
+    return not user.admin and not any(r.name == "analyst" for r in user.roles)
+
+
+def apply(c: Config, settings: HubSettings, admin_database_url: str) -> Config:
+    """Set every JupyterHub option this tenant's hub needs on ``c``; returns ``c``."""
+    hub, slug, state = settings.hub, settings.slug, settings.state_dir
+    mode = spawner_mode(settings)
+    base_url = hub.base_url if hub.base_url.endswith("/") else hub.base_url + "/"
+
+    c.JupyterHub.ip = hub.bind_ip
+    c.JupyterHub.port = hub.port
+    c.JupyterHub.base_url = base_url
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = hub.hub_port
+    c.JupyterHub.cookie_secret = bytes.fromhex(settings.secrets.cookie_secret)
+    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+    c.JupyterHub.cleanup_servers = True
+    c.JupyterHub.cleanup_proxy = True
+
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub.proxy_api_port}"
+    c.ConfigurableHTTPProxy.auth_token = settings.secrets.proxy_auth_token
+    c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+    # The Python port of configurable-http-proxy, installed with this package.
+    # A dashboard render waits for a kernel to run the notebook: allow it more than the default 20 s.
+    c.ConfigurableHTTPProxy.command = [proxy_command(), "--timeout=120000", "--proxy-timeout=120000"]
+
+    c.JupyterHub.authenticator_class = "scope3lib.hub.auth.Scope3Authenticator"
+    c.Scope3Authenticator.tenant = slug
+    c.Scope3Authenticator.database_url = admin_database_url
+    c.Authenticator.manage_roles = True
+    c.Authenticator.manage_groups = True
+    c.Authenticator.reset_managed_roles_on_startup = True
+    c.Authenticator.allow_all = True  # authenticate() admits members of this tenant only
+    c.Authenticator.auth_refresh_age = 300
+    c.Authenticator.refresh_pre_spawn = True
+    # Everyone keeps their name and groups (the pages need them); only analysts and admins get
+    # "self" (their server), through the roles the authenticator manages.
+    c.JupyterHub.load_roles = [{"name": "user", "scopes": ["read:users:name!user", "read:users:groups!user"]}]
+
+    def default_url(handler: Any) -> str:
+        user = handler.current_user
+        if user is not None and _is_viewer(user):
+            return url_path_join(base_url, f"services/{DASHBOARD_SERVICE}/")
+        return url_path_join(base_url, "hub/spawn")
+
+    c.JupyterHub.default_url = default_url
+
+    c.Spawner.cmd = singleuser_cmd()
+    c.Spawner.default_url = "/lab"
+    c.Spawner.env_keep = ENV_KEEP
+    c.Spawner.environment = {"SCOPE3_TENANT_DATABASE_URL": settings.database_url, "SCOPE3_TENANT": slug}
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 120
+    analyst_notebooks = sorted((NOTEBOOKS / "analyst").glob("*.ipynb"))
+
+    if mode == "local":
+        c.JupyterHub.spawner_class = Scope3LocalProcessSpawner
+        c.Scope3LocalProcessSpawner.tenant = slug
+    else:
+        log.warning(
+            "tenant %s: servers run as the hub's own user (spawner=simple): OS-level isolation between "
+            "analysts is OFF; the database still isolates tenants. Run the hub as root for per-user system "
+            "accounts (and a database other users can reach: the embedded one keeps its socket private).", slug,
+        )
+        c.JupyterHub.spawner_class = "simple"
+        c.SimpleLocalProcessSpawner.home_dir_template = str(settings.tenant_dir / "home" / "{username}")
+        if is_root():  # jupyter-server refuses to run as root without it (DESIGN.md, measured facts)
+            c.Spawner.args = ["--allow-root"]
+
+    def pre_spawn_hook(spawner: Any) -> None:
+        if _is_viewer(spawner.user):
+            raise HTTPError(403, "viewers have no server: the dashboard is at /services/dashboard/")
+        if mode == "local":
+            entry = ensure_system_user(system_username(slug, spawner.user.name))
+            prepare_home(Path(entry.pw_dir), entry.pw_uid, entry.pw_gid, analyst_notebooks)
+        else:
+            home = settings.tenant_dir / "home" / spawner.user.name
+            home.mkdir(parents=True, exist_ok=True)
+            for nb in analyst_notebooks:
+                if not (home / nb.name).exists():
+                    (home / nb.name).write_bytes(nb.read_bytes())
+
+    c.Spawner.pre_spawn_hook = pre_spawn_hook
+
+    services: list[dict[str, Any]] = [
+        {
+            "name": DASHBOARD_SERVICE,
+            "display": True,
+            "url": f"http://127.0.0.1:{hub.dashboard_port}",
+            "command": voila_command(NOTEBOOKS / "dashboards" / "executive.ipynb", hub.dashboard_port,
+                                     hub.dashboard_pool_size),
+            "environment": {"SCOPE3_TENANT_DATABASE_URL": settings.database_url_readonly, "SCOPE3_TENANT": slug},
+            "oauth_no_confirm": True,
+            "cwd": str(NOTEBOOKS / "dashboards"),
+        }
+    ]
+    if hub.scheduler:
+        services.append({
+            "name": REPORTS_SERVICE,
+            "command": [sys.executable, "-m", "scope3lib", "report", "scheduler", slug],
+            "environment": {
+                "SCOPE3_TENANT_DATABASE_URL": settings.database_url,
+                "SCOPE3_TENANT": slug,
+                "SCOPE3_DATA_DIR": str(settings.tenant_dir.parents[1]),
+            },
+        })
+    if mode == "local":
+        for service in services:
+            service["user"] = system_username(slug, service["name"])
+    c.JupyterHub.services = services
+    return c

@@ -1,0 +1,346 @@
+"""Scheduled reports: papermill runs of report notebooks, per tenant, recorded in the database.
+
+``reports/schedules.yaml`` declares each report: its notebook, a cron expression (UTC), the tenants
+it runs for, parameters, output formats, retries and how many outputs to keep. Parameters are
+checked against the notebook's ``parameters`` cell before anything runs. A run executes with the
+tenant's own database role, writes the executed notebook and an HTML report without code under
+``reports/output/<tenant>/<report>/``, and is recorded in ``report_runs`` (start, end, status, the
+failing cell and error, output paths). A failed run is retried, then recorded as failed: never a
+silent success.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+import yaml
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.engine import Engine
+
+from .errors import ConfigurationError, Scope3Error
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_SCHEDULES = REPO / "reports" / "schedules.yaml"
+DEFAULT_OUTPUT = REPO / "reports" / "output"
+
+
+class ReportError(Scope3Error):
+    """A report cannot run as asked (unknown report, bad parameters, missing notebook)."""
+
+
+class InvalidParameter(ReportError):
+    exit_code = 2
+
+
+class ReportSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    notebook: str = Field(description="Path of the notebook, relative to the repository.")
+    schedule: str = Field(description="Cron expression, UTC (e.g. '0 6 1 * *': 06:00 on the 1st).")
+    tenants: Literal["all"] | list[str] = "all"
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    formats: list[Literal["html", "ipynb"]] = Field(default_factory=lambda: ["html", "ipynb"])  # type: ignore[arg-type]
+    retries: int = Field(1, ge=0, le=10, description="Extra attempts after a failure.")
+    keep: int = Field(12, ge=1, le=1000, description="Outputs kept per tenant; older ones are deleted.")
+    timeout_s: int = Field(1800, ge=10, description="Longest a cell may run.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a cron expression")
+        return value
+
+    def applies_to(self, tenant: str) -> bool:
+        return self.tenants == "all" or tenant in self.tenants
+
+    def notebook_path(self) -> Path:
+        path = Path(self.notebook)
+        return path if path.is_absolute() else REPO / path
+
+
+class Schedules(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    reports: dict[str, ReportSpec]
+
+
+def load_schedules(path: Path = DEFAULT_SCHEDULES) -> dict[str, ReportSpec]:
+    try:
+        raw = yaml.safe_load(path.read_text())
+        return Schedules.model_validate(raw).reports
+    except FileNotFoundError:
+        raise ConfigurationError(f"report schedules not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{path}: not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"{path}: {problems}") from None
+
+
+def get_spec(name: str, path: Path = DEFAULT_SCHEDULES) -> ReportSpec:
+    specs = load_schedules(path)
+    if name not in specs:
+        raise ReportError(f"unknown report {name!r}: {path} declares {', '.join(sorted(specs)) or 'none'}")
+    return specs[name]
+
+
+# --- parameters --------------------------------------------------------------------------------
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict,
+}
+
+
+def notebook_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
+    """The notebook's ``parameters`` cell: name -> {inferred_type_name, default}."""
+    import papermill
+
+    if not notebook.exists():
+        raise ReportError(f"report notebook not found: {notebook}")
+    params = papermill.inspect_notebook(str(notebook))
+    if not params:
+        raise ReportError(f"{notebook} has no cell tagged 'parameters'")
+    return {k: dict(v) for k, v in params.items()}
+
+
+def _coerce(name: str, value: Any, type_name: str) -> Any:
+    expected = _TYPES.get(type_name)
+    if expected is None or (isinstance(value, expected) and not (type_name != "bool" and isinstance(value, bool))):
+        return value
+    if isinstance(value, str):  # from the command line
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = value
+        if type_name == "str":
+            return value
+        if isinstance(parsed, expected) and not (type_name != "bool" and isinstance(parsed, bool)):
+            return float(parsed) if type_name == "float" else parsed  # type: ignore[arg-type]
+    raise InvalidParameter(f"parameter {name!r} must be {type_name}, got {value!r}")
+
+
+def validate_parameters(notebook: Path, given: dict[str, Any]) -> dict[str, Any]:
+    """Check ``given`` against the notebook's parameters cell; return them with the notebook's types."""
+    declared = notebook_parameters(notebook)
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise InvalidParameter(
+            f"unknown parameter(s) {', '.join(unknown)} for {notebook.name}; it takes {', '.join(sorted(declared))}"
+        )
+    return {k: _coerce(k, v, _declared_type(declared[k])) for k, v in given.items()}
+
+
+def _declared_type(param: dict[str, Any]) -> str:
+    """The parameter's type: its annotation, else the type of its default value (``months = 12``: int)."""
+    annotated = str(param.get("inferred_type_name", "None"))
+    if annotated != "None":
+        return annotated
+    try:
+        default = ast.literal_eval(str(param.get("default")))
+    except (ValueError, SyntaxError):
+        return "None"
+    return "None" if default is None else type(default).__name__
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    id: int
+    status: str
+    attempt: int
+    output_ipynb: Path | None = None
+    output_html: Path | None = None
+    error: str | None = None
+    failed_cell: int | None = None
+    seconds: float = 0.0
+    attempts: list[int] = field(default_factory=list)
+
+
+@contextmanager
+def _tenant_environment(database_url: str, tenant: str) -> Iterator[None]:
+    """The kernel inherits this process's environment: give it the tenant's URL and nothing of ours."""
+    saved = dict(os.environ)
+    try:
+        for key in [k for k in os.environ if k.startswith("SCOPE3_") or k.startswith("JUPYTERHUB_")]:
+            del os.environ[key]
+        os.environ["SCOPE3_TENANT_DATABASE_URL"] = database_url
+        os.environ["SCOPE3_TENANT"] = tenant
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _record_start(engine: Engine, report: str, trigger: str, scheduled_for: dt.datetime | None, attempt: int,
+                  params: dict[str, Any]) -> int:
+    with engine.begin() as conn:
+        return int(conn.scalar(sa.text(
+            "INSERT INTO report_runs (tenant_id, report, trigger, scheduled_for, attempt, parameters, status) "
+            "VALUES ((SELECT tenant_of(current_user)), :r, :t, :s, :a, CAST(:p AS jsonb), 'running') RETURNING id"),
+            {"r": report, "t": trigger, "s": scheduled_for, "a": attempt, "p": json.dumps(params, default=str)}))
+
+
+def _record_end(engine: Engine, run_id: int, status: str, *, error: str | None = None, failed_cell: int | None = None,
+                ipynb: Path | None = None, html: Path | None = None) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "UPDATE report_runs SET status = :st, finished_at = now(), error = :e, failed_cell = :c, "
+            "output_ipynb = :i, output_html = :h WHERE id = :id"),
+            {"st": status, "e": error, "c": failed_cell, "i": str(ipynb) if ipynb else None,
+             "h": str(html) if html else None, "id": run_id})
+
+
+def _to_html(ipynb: Path, html: Path) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(str(ipynb), as_version=4))
+    html.write_text(body, encoding="utf-8")
+
+
+def _prune(directory: Path, keep: int) -> None:
+    """Keep the ``keep`` newest runs' outputs (a run's files share the stem)."""
+    stems = sorted({p.stem for p in directory.glob("*.ipynb")} | {p.stem for p in directory.glob("*.html")})
+    for stem in stems[:-keep]:
+        for p in directory.glob(f"{stem}.*"):
+            p.unlink(missing_ok=True)
+
+
+def _source_cell_index(executed: Path, index: int) -> int:
+    """The failing cell's index in the report's own notebook (papermill inserts a parameters cell)."""
+    import nbformat
+
+    try:
+        cells = nbformat.read(str(executed), as_version=4).cells
+    except (OSError, ValueError):
+        return index
+    injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    return index - 1 if injected and index > injected[0] else index
+
+
+def run_report(engine: Engine, database_url: str, tenant: str, name: str, spec: ReportSpec,
+               parameters: dict[str, Any] | None = None, *, output_root: Path = DEFAULT_OUTPUT,
+               trigger: str = "manual", scheduled_for: dt.datetime | None = None) -> RunResult:
+    """Run report ``name`` for ``tenant`` now, with retries; every attempt is recorded.
+
+    ``engine`` and ``database_url`` are the tenant's read-write role: the notebook runs with it and
+    the run is recorded with it (row-level security keeps both inside the tenant).
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    notebook = spec.notebook_path()
+    params = validate_parameters(notebook, {**spec.parameters, **(parameters or {})})
+    out_dir = output_root / tenant / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result: RunResult | None = None
+    attempts: list[int] = []
+    for attempt in range(1, spec.retries + 2):
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        ipynb, html = out_dir / f"{stamp}.ipynb", out_dir / f"{stamp}.html"
+        run_id = _record_start(engine, name, trigger, scheduled_for, attempt, params)
+        attempts.append(run_id)
+        started = time.monotonic()
+        try:
+            with _tenant_environment(database_url, tenant):
+                papermill.execute_notebook(str(notebook), str(ipynb), parameters=params, kernel_name="python3",
+                                           cwd=str(notebook.parent), progress_bar=False, log_output=False,
+                                           execution_timeout=spec.timeout_s)
+            if "html" in spec.formats:
+                _to_html(ipynb, html)
+            if "ipynb" not in spec.formats:
+                ipynb.unlink(missing_ok=True)
+            kept_ipynb = ipynb if ipynb.exists() else None
+            kept_html = html if html.exists() else None
+            _record_end(engine, run_id, "succeeded", ipynb=kept_ipynb, html=kept_html)
+            result = RunResult(run_id, "succeeded", attempt, kept_ipynb, kept_html,
+                               seconds=time.monotonic() - started)
+            break
+        except PapermillExecutionError as exc:
+            error = f"{exc.ename}: {exc.evalue}"
+            cell = _source_cell_index(ipynb, exc.cell_index)
+            # papermill writes the partly executed notebook: keep it, it shows where it stopped.
+            _record_end(engine, run_id, "failed", error=error, failed_cell=cell,
+                        ipynb=ipynb if ipynb.exists() else None)
+            result = RunResult(run_id, "failed", attempt, ipynb if ipynb.exists() else None, None, error,
+                               cell, time.monotonic() - started)
+            log.warning("report %s for %s failed in cell %s (attempt %d): %s", name, tenant, cell, attempt, error)
+        except Exception as exc:  # kernel died, timeout, disk full: a failed run, recorded as such
+            error = f"{type(exc).__name__}: {exc}"
+            _record_end(engine, run_id, "failed", error=error)
+            result = RunResult(run_id, "failed", attempt, None, None, error, None, time.monotonic() - started)
+            log.warning("report %s for %s failed (attempt %d): %s", name, tenant, attempt, error)
+    assert result is not None
+    result.attempts = attempts
+    _prune(out_dir, spec.keep)
+    return result
+
+
+def history(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
+    """The tenant's latest runs (tenant engine: row-level security limits them to the tenant)."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT id, report, trigger, scheduled_for, attempt, status, started_at, finished_at, "
+            "failed_cell, error, output_html, output_ipynb, parameters FROM report_runs "
+            "ORDER BY started_at DESC, id DESC LIMIT :n"), {"n": limit}).mappings().all()
+    return [dict(r) for r in rows]
+
+
+# --- the scheduler -----------------------------------------------------------------------------
+
+
+class Scheduler:
+    """Runs a tenant's due reports. ``tick(now)`` runs what fell due since the last tick."""
+
+    def __init__(self, engine: Engine, database_url: str, tenant: str, *, schedules: Path = DEFAULT_SCHEDULES,
+                 output_root: Path = DEFAULT_OUTPUT, start: dt.datetime | None = None) -> None:
+        self.engine, self.database_url, self.tenant = engine, database_url, tenant
+        self.schedules, self.output_root = schedules, output_root
+        self.last = start or dt.datetime.now(dt.UTC)
+
+    def due(self, spec: ReportSpec, now: dt.datetime) -> list[dt.datetime]:
+        """Scheduled times in (last, now]; only the latest one is run (no backlog storm after downtime)."""
+        it = croniter(spec.schedule, self.last)
+        times = []
+        while (t := it.get_next(dt.datetime)) <= now:
+            times.append(t)
+        return times[-1:]
+
+    def tick(self, now: dt.datetime | None = None) -> list[RunResult]:
+        now = now or dt.datetime.now(dt.UTC)
+        results = []
+        for name, spec in load_schedules(self.schedules).items():
+            if not spec.applies_to(self.tenant):
+                continue
+            for when in self.due(spec, now):
+                log.info("running %s for %s (scheduled %s)", name, self.tenant, when.isoformat())
+                results.append(run_report(self.engine, self.database_url, self.tenant, name, spec,
+                                          output_root=self.output_root, trigger="schedule", scheduled_for=when))
+        self.last = now
+        return results
+
+    def run_forever(self, interval_s: float = 20.0) -> None:
+        while True:
+            try:
+                self.tick()
+            except Scope3Error as exc:  # a bad schedules file: say so and keep the service alive
+                log.error("scheduler: %s", exc)
+            time.sleep(interval_s)
