@@ -180,7 +180,7 @@ def test_viewer_lands_on_the_dashboard_with_real_figures(hubs: dict[str, Hub]) -
 def test_viewer_gets_no_server_lab_or_apis(hubs: dict[str, Hub]) -> None:
     hub = hubs["hub-a"]
     c = hub.client()
-    c.login("hub-a-vic", PASSWORD)
+    assert c.login_only("hub-a-vic", PASSWORD).status_code == 302
     assert c.api("POST", "/hub/api/users/hub-a-vic/server").status_code == 403
     assert c.s.get(hub.url + "/hub/spawn", timeout=30).status_code == 403
     for path in ("lab", "api/kernels", "api/contents", "api/terminals", "api/sessions", "tree"):
@@ -189,7 +189,11 @@ def test_viewer_gets_no_server_lab_or_apis(hubs: dict[str, Hub]) -> None:
                     headers={"X-XSRFToken": c.xsrf()}).status_code == 403
     own_lab = c.s.get(f"{hub.url}/user/hub-a-vic/lab", timeout=30)
     assert own_lab.status_code in (403, 404) and "JupyterLab" not in own_lab.text
-    # Someone else's server (the analyst's, running from the test above) is closed to a viewer.
+    # Someone else's running server (the analyst's) is closed to a viewer.
+    analyst = hub.client()
+    analyst.login_only("hub-a-ana", PASSWORD)
+    if not analyst.api("GET", "/hub/api/users/hub-a-ana").json()["servers"].get("", {}).get("ready"):
+        _spawn(analyst, "hub-a-ana")
     theirs = c.s.get(f"{hub.url}/user/hub-a-ana/api/kernels", timeout=30)
     assert theirs.status_code == 403
 
