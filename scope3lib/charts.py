@@ -78,3 +78,27 @@ def recent_energy(daily: pd.DataFrame, title: str = "Metered energy, last 30 day
         fig.add_scatter(x=daily["day"], y=daily["kg_co2e"], name="kg CO2e", yaxis="y2",
                         line={"color": "#2ca02c"})
     return fig
+
+
+# Data sources in the order they are stacked, from most to least direct, with words an executive reads.
+SOURCE_LABELS = {"manual": "supplier data", "iot": "metered", "import": "spend-based (EEIO)", "ml": "ML estimate"}
+
+
+def source_mix(shares: pd.DataFrame, title: str = "Share of emissions by data source (%)") -> go.Figure:
+    """Stacked 100% bars, one per row of ``shares`` (``scope3lib.executive.source_shares``: a ``label`` and a
+    ``<source>_share`` column, 0-1, per data source), the first row on top; sources with no emissions are left
+    out of the legend."""
+    share_cols = [c for c in shares.columns if c.endswith("_share") and shares[c].fillna(0.0).gt(0).any()]
+    if shares.empty or not share_cols:
+        return _empty(title, "no emission entries yet")
+    rows = shares.iloc[::-1]  # plotly draws the first category at the bottom
+    layout = {**_LAYOUT, "title": title, "barmode": "stack", "height": 140 + 26 * len(rows),
+              "xaxis": {"range": [0, 100], "ticksuffix": "%"},
+              "legend": {"orientation": "h", "y": -0.15, "traceorder": "normal"}}
+    fig = go.Figure(layout=layout)
+    for col in share_cols:
+        source = col.removesuffix("_share")
+        fig.add_bar(y=rows["label"].astype(str), x=rows[col].fillna(0.0) * 100, orientation="h",
+                    name=SOURCE_LABELS.get(source, source), marker_color=SOURCE_COLOURS.get(source, "#cccccc"),
+                    hovertemplate="%{y}: %{x:.1f}%<extra>" + SOURCE_LABELS.get(source, source) + "</extra>")
+    return fig

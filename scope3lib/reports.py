@@ -174,14 +174,20 @@ class RunResult:
 
 
 @contextmanager
-def _tenant_environment(database_url: str, tenant: str) -> Iterator[None]:
-    """The kernel inherits this process's environment: give it the tenant's URL and nothing of ours."""
+def _tenant_environment(database_url: str, tenant: str, data_dir: Path) -> Iterator[None]:
+    """The kernel inherits this process's environment: give it the tenant's URL and nothing of ours.
+
+    ``SCOPE3_DATA_DIR`` is passed on because the tenant's trained models live under it
+    (``DATA_DIR/tenants/<tenant>/models``, read and written by the nightly estimates report). It is a path,
+    not a credential: the scheduler service that starts the kernel runs with exactly these three variables.
+    """
     saved = dict(os.environ)
     try:
         for key in [k for k in os.environ if k.startswith("SCOPE3_") or k.startswith("JUPYTERHUB_")]:
             del os.environ[key]
         os.environ["SCOPE3_TENANT_DATABASE_URL"] = database_url
         os.environ["SCOPE3_TENANT"] = tenant
+        os.environ["SCOPE3_DATA_DIR"] = str(data_dir)
         yield
     finally:
         os.environ.clear()
@@ -232,23 +238,31 @@ def _source_cell_index(executed: Path, index: int) -> int:
         cells = nbformat.read(str(executed), as_version=4).cells
     except (OSError, ValueError):
         return index
+    # ``index`` counts the cells papermill ran; the error banners it adds to the saved notebook afterwards
+    # are not among them.
+    cells = [c for c in cells if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
     injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
     return index - 1 if injected and index > injected[0] else index
 
 
 def run_report(engine: Engine, database_url: str, tenant: str, name: str, spec: ReportSpec,
                parameters: dict[str, Any] | None = None, *, output_root: Path = DEFAULT_OUTPUT,
-               trigger: str = "manual", scheduled_for: dt.datetime | None = None) -> RunResult:
+               trigger: str = "manual", scheduled_for: dt.datetime | None = None,
+               data_dir: Path | None = None) -> RunResult:
     """Run report ``name`` for ``tenant`` now, with retries; every attempt is recorded.
 
     ``engine`` and ``database_url`` are the tenant's read-write role: the notebook runs with it and
-    the run is recorded with it (row-level security keeps both inside the tenant).
+    the run is recorded with it (row-level security keeps both inside the tenant). ``data_dir`` is the
+    platform's data directory the kernel gets as ``SCOPE3_DATA_DIR`` (default: this process's setting).
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from .config import Settings
+
     notebook = spec.notebook_path()
     params = validate_parameters(notebook, {**spec.parameters, **(parameters or {})})
+    data_dir = Settings().data_dir if data_dir is None else data_dir
     out_dir = output_root / tenant / name
     out_dir.mkdir(parents=True, exist_ok=True)
     result: RunResult | None = None
@@ -260,7 +274,7 @@ def run_report(engine: Engine, database_url: str, tenant: str, name: str, spec: 
         attempts.append(run_id)
         started = time.monotonic()
         try:
-            with _tenant_environment(database_url, tenant):
+            with _tenant_environment(database_url, tenant, data_dir):
                 papermill.execute_notebook(str(notebook), str(ipynb), parameters=params, kernel_name="python3",
                                            cwd=str(notebook.parent), progress_bar=False, log_output=False,
                                            execution_timeout=spec.timeout_s)

@@ -33,25 +33,21 @@ class HubClient:
     def login(self, username: str, password: str) -> requests.Response:
         """Log in; returns the page the hub lands on (read whole, within a wall-clock limit)."""
         self.s.get(self.base + "/hub/login")
-        r = self._read(self.s.post(self.base + "/hub/login?next=", data={
-            "username": username, "password": password, "_xsrf": self.xsrf()}, stream=True, timeout=60))
-        # Voila 0.5 sometimes never finishes a dashboard page here: it keeps the response open with
-        # heartbeats (README, Known limits). A person would reload, and so do we.
-        for _ in range(4):
-            if r is not None:
-                return r
-            r = self._read(self.s.get(self.base + "/services/dashboard/", stream=True, timeout=60))
-        raise AssertionError("the dashboard page never completed")
+        r = self.s.post(self.base + "/hub/login?next=", data={
+            "username": username, "password": password, "_xsrf": self.xsrf()}, stream=True, timeout=60)
+        return self._read(r)
 
     @staticmethod
-    def _read(r: requests.Response, limit_s: float = 45) -> requests.Response | None:
+    def _read(r: requests.Response, limit_s: float = 60) -> requests.Response:
+        """The whole response; a page still streaming after ``limit_s`` fails the test (Voila keeps a page
+        it has not finished open with heartbeats, so the read timeout alone would never fire)."""
         deadline = time.monotonic() + limit_s
         chunks = []
         for chunk in r.iter_content(chunk_size=None):
             chunks.append(chunk)
             if time.monotonic() > deadline:
                 r.close()
-                return None
+                raise AssertionError(f"{r.url} still streaming after {limit_s:.0f} s")
         r._content = b"".join(chunks)
         return r
 

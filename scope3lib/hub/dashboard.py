@@ -81,12 +81,11 @@ FORBIDDEN_PATHS = (
 
 
 class PooledVoilaHandler(TornadoVoilaHandler):
-    """Serves every page from a preheated kernel that has finished running the notebook.
+    """Serves a page from a preheated kernel once it has started, waiting for one rather than starting a
+    kernel of its own when the pool is momentarily empty (right after start, or under a burst of views).
 
-    Voila 0.5 hands out a pool kernel even while it is still running the notebook, and falls back to
-    a fresh kernel when the pool is empty; with preheating on, both kinds of render stalled for
-    minutes here under concurrent requests (measured: 2 of 4 requests right after start hung until
-    the proxy's timeout). Waiting for a fully rendered pool kernel, which takes seconds, avoids both.
+    The dashboard notebook stops at :func:`scope3lib.executive.wait_for_viewer` in a pool kernel, so a
+    started pool kernel has done its imports and reads the data for the viewer who takes it.
     """
 
     @web.authenticated
@@ -95,17 +94,17 @@ class PooledVoilaHandler(TornadoVoilaHandler):
         if self.voila_configuration.preheat_kernel and hasattr(manager, "_pools"):
             deadline = time.monotonic() + POOL_WAIT_S
             while not _first_ready(manager._pools.get(self.notebook_path, [])) and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.05)
         # No await between the check above and Voila taking the kernel: the pop cannot race.
         await super().get(path)
 
 
 def _first_ready(pool: list[Any]) -> bool:
-    """The kernel Voila takes next (the pool's first) has started and finished rendering."""
+    """The kernel Voila takes next (the pool's first) has started and its notebook has not failed."""
     if not pool or not pool[0].done() or pool[0].exception() is not None:
         return False
     task = pool[0].result().get("task")
-    return task is None or task.done()
+    return task is None or not task.done() or (not task.cancelled() and task.exception() is None)
 
 
 POOL_WAIT_S = 120
@@ -146,6 +145,8 @@ def voila_command(notebook: Path, port: int, pool_size: int) -> list[str]:
         f"--VoilaConfiguration.default_pool_size={max(pool_size, 1)}",
         # A cell that never answers ends the page with an error instead of holding it open forever.
         "--VoilaExecutor.timeout=90",
+        # Without it one page in ten waited out that timeout (scope3lib.hub.kernel_client says why).
+        "--KernelManager.client_factory=scope3lib.hub.kernel_client.SlicedPollKernelClient",
     ]
 
 

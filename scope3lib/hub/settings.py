@@ -56,7 +56,8 @@ class HubFile(BaseModel):
             "with no OS-level isolation; auto: local when the hub runs as root, else simple."
         ),
     )
-    dashboard_pool_size: int = Field(0, ge=0, le=16, description="Preheated Voila kernels kept ready.")
+    dashboard_pool_size: int = Field(
+        1, ge=0, le=16, description="Preheated Voila kernels kept ready (about 300 MB each).")
     scheduler: bool = Field(True, description="Run the scheduled-reports service with this hub.")
     users: list[HubUser] = Field(default_factory=list, description="Generated from the platform's users table.")
 

@@ -1,0 +1,290 @@
+"""The executive dashboard's tenant-wide panels (hotspots, how much is estimated, verification, scenarios):
+computed with the tenant's read-only role, an empty state for each, a failing panel reduced to one line,
+a tampered entry named in red, and the same four sections in the monthly report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from scope3lib import db, demo, estimates, hotspots, ledger_log, reports, scenarios, schema, tenancy
+from scope3lib.executive import HOTSPOT_MIN_SUPPLIERS, ExecutiveDashboard, Panel
+from scope3lib.tenancy import TenantCredentials
+
+pytestmark = pytest.mark.db
+
+REPO = Path(__file__).resolve().parents[1]
+DASHBOARD = REPO / "notebooks" / "dashboards" / "executive.ipynb"
+KEYS = ["hotspots", "estimated", "verification", "scenarios"]
+TITLES = ["Hotspots", "How much is estimated", "Verification", "Scenarios"]
+SCENARIO = {"name": "engage-suppliers", "base_year": 2025, "target_year": 2030, "growth": 0.02, "discount_rate": 0.05,
+            "levers": [{"kind": "supplier_engagement", "category": 1, "share": 0.5, "reduction": 0.2,
+                        "start_year": 2026, "implementation_cost": 50000, "annual_saving": 2000},
+                       {"kind": "energy_efficiency", "category": 4, "reduction": 0.1, "start_year": 2027,
+                        "implementation_cost": 20000, "annual_saving": 15000}]}
+
+
+def demo_tenant(engine: Engine, data_dir: Path, slug: str, suppliers: int = 220) -> TenantCredentials:
+    creds = tenancy.create_tenant(engine, data_dir, slug, slug.title(), "enterprise")
+    profile = demo.DEMO_TENANTS[0]
+    demo.load(engine, slug, demo.generate(demo.DemoProfile(slug, slug.title(), "enterprise", seed=profile.seed,
+                                                           suppliers=suppliers, devices=2)))
+    return creds
+
+
+@pytest.fixture(scope="module")
+def bare(engine: Engine, data_dir: Path) -> TenantCredentials:
+    """A demo tenant as provisioned: no checkpoint signed, no scenario stored, no ML estimate."""
+    return demo_tenant(engine, data_dir, "panels-bare")
+
+
+@pytest.fixture(scope="module")
+def full(engine: Engine, data_dir: Path) -> TenantCredentials:
+    """A demo tenant with ML estimates on its spend-based entries, a stored scenario and a signed checkpoint."""
+    creds = demo_tenant(engine, data_dir, "panels-full")
+    rw = db.create_engine(creds.database_url)
+    # The demo's 55 reporters train a model; it is applied whether or not it beats EEIO out of fold
+    # (predict_tenant's gate), so the inventory holds real estimates from the real write path.
+    model = estimates.train_tenant(rw, data_dir, creds.slug)
+    suppliers = estimates.tenant_suppliers(rw)
+    targets = suppliers[~suppliers["reports"]]
+    predicted = model.predict(targets).assign(supplier_id=targets["supplier_id"].to_numpy())
+    assert estimates.write_estimates(rw, predicted) > 0
+    scenarios.save(rw, scenarios.parse(SCENARIO))
+    rw.dispose()
+    ledger_log.checkpoint(engine, data_dir, creds.slug)
+    return creds
+
+
+def panels_of(url: str) -> dict[str, Panel]:
+    viewer = db.create_engine(url)
+    try:
+        dashboard = ExecutiveDashboard(viewer)
+        computed = dashboard.tenant_panels()
+        assert dashboard.tenant_panels() is computed  # once, not on every redraw
+        return {p.key: p for p in computed}
+    finally:
+        viewer.dispose()
+
+
+@contextmanager
+def without_grant(engine: Engine, table: str) -> Iterator[None]:
+    """The read-only group role loses SELECT on ``table`` for the block, as a migration might forget it."""
+    with engine.begin() as conn:
+        ro = schema.group_role(schema.role_prefix(conn), "ro")
+        conn.execute(sa.text(f'REVOKE SELECT ON {table} FROM "{ro}"'))
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'GRANT SELECT ON {table} TO "{ro}"'))
+
+
+def entry_count(url: str) -> int:
+    tenant = db.create_engine(url)
+    try:
+        with tenant.connect() as conn:
+            return int(conn.scalar(sa.text("SELECT count(*) FROM emission_entries")))
+    finally:
+        tenant.dispose()
+
+
+# --- with the read-only role ----------------------------------------------------------------------
+
+
+def test_every_panel_is_computed_with_the_read_only_role(full: TenantCredentials) -> None:
+    panels = panels_of(full.database_url_readonly)
+    assert list(panels) == KEYS and [p.title for p in panels.values()] == TITLES
+    assert {k: p.state for k, p in panels.items()} == dict.fromkeys(KEYS, "ok"), {
+        k: p.html() for k, p in panels.items()}
+    viewer = db.create_engine(full.database_url_readonly)
+
+    hot = panels["hotspots"]
+    assert hot.data is not None and not hot.data.empty
+    pd.testing.assert_frame_equal(hot.data, hotspots.tenant_hotspots(viewer))
+    first = hot.data.iloc[0]
+    assert re.search(rf"<b>{len(hot.data)}</b> of \d+ suppliers are out of line", hot.html())
+    assert first["name"] in hot.html() and first["explanation"] in hot.html()
+    assert f"{first['kg_at_stake'] / 1000:,.1f}" in hot.html()
+
+    est = panels["estimated"]
+    assert est.data is not None
+    expected = estimates.estimated_share(viewer)["ml_share"]
+    pd.testing.assert_series_equal(est.data.loc[expected.index, "ml_share"], expected, check_names=False)
+    assert 0 < est.data.loc[0, "ml_share"] < 1 and "are estimated by ML" in est.html()
+    assert "ML estimate" in [t.name for t in est.figures()[0].data]
+
+    ver = panels["verification"]
+    n = entry_count(full.database_url_readonly)
+    report = ledger_log.verify(viewer)
+    assert report.last_checkpoint is not None
+    assert "ledger-green" in ver.html() and f"Verified: all {n:,} entries match" in ver.html()
+    assert f"tree size {report.last_checkpoint.tree_size:,} leaves" in ver.html()
+    assert f"{report.last_checkpoint.signed_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC" in ver.html()
+    assert "<b>100.0%</b>" in ver.html() and "Discrepancies: <b>0</b>" in ver.html()
+
+    scen = panels["scenarios"]
+    comparison, curve = scen.figures()
+    assert [t.name for t in comparison.data] == ["business as usual", "engage-suppliers",
+                                                 "target pathway (4.2%/yr, SBTi 1.5°C)"]
+    assert len(curve.data) == 1 and len(curve.data[0].x) == 2  # one bar per lever
+    viewer.dispose()
+
+
+def test_empty_states_say_what_to_do(bare: TenantCredentials, full: TenantCredentials) -> None:
+    panels = panels_of(bare.database_url_readonly)  # row-level security: nothing of the full tenant's shows
+    assert panels["hotspots"].state == "ok"  # 220 suppliers: enough to compare
+    assert {k: panels[k].state for k in KEYS[1:]} == dict.fromkeys(KEYS[1:], "empty")
+    est = panels["estimated"].html()
+    assert "No ML estimates" in est and "<code>scope3 ml train panels-bare</code>" in est
+    assert panels["estimated"].figures()  # the data sources are still shown
+    ver = panels["verification"].html()
+    assert "ledger-amber" in ver
+    assert "no checkpoint signed yet: run <code>scope3 ledger checkpoint panels-bare</code>" in ver
+    assert f"(0 of {entry_count(bare.database_url_readonly):,})" in ver
+    assert "No scenarios stored yet" in panels["scenarios"].html()
+    assert "scope3 scenarios run panels-bare FILE.yaml --save" in panels["scenarios"].html()
+
+
+def test_a_tenant_without_data_then_with_too_few_suppliers(engine: Engine, data_dir: Path, new_slug: str) -> None:
+    creds = tenancy.create_tenant(engine, data_dir, new_slug, "Empty", "enterprise")
+    panels = panels_of(creds.database_url_readonly)
+    assert {k: p.state for k, p in panels.items()} == dict.fromkeys(KEYS, "empty")
+    assert "Too few suppliers to compare: 0" in panels["hotspots"].html()
+    assert "No emission entries yet" in panels["estimated"].html()
+    assert "no checkpoint signed yet" in panels["verification"].html()
+
+    few = HOTSPOT_MIN_SUPPLIERS - 3
+    demo.load(engine, new_slug, demo.generate(demo.DemoProfile(new_slug, "Few", "enterprise", seed=3,
+                                                               suppliers=few, devices=1)))
+    hot = panels_of(creds.database_url_readonly)["hotspots"]
+    assert hot.state == "empty"
+    assert f"Too few suppliers to compare: {few} with both spend and emissions" in hot.html()
+
+
+# --- failures -------------------------------------------------------------------------------------
+
+
+def test_a_failing_panel_says_why_in_one_line_and_the_others_still_show(
+        engine: Engine, bare: TenantCredentials, caplog: pytest.LogCaptureFixture) -> None:
+    with without_grant(engine, "scenarios"), caplog.at_level(logging.ERROR, "scope3lib.executive"):
+        panels = panels_of(bare.database_url_readonly)
+    scen = panels["scenarios"]
+    assert scen.state == "unavailable"
+    assert re.search(r"<p [^>]*>panel unavailable: permission denied for table scenarios</p>$", scen.html())
+    assert [panels[k].state for k in KEYS[:3]] == ["ok", "empty", "empty"]
+    assert "Traceback" not in "".join(p.html() for p in panels.values())
+    logged = [r for r in caplog.records if r.name == "scope3lib.executive"]
+    assert len(logged) == 1 and logged[0].exc_info is not None and "'scenarios'" in logged[0].getMessage()
+
+
+
+def test_a_scenario_the_inventory_no_longer_supports_is_named_not_a_stack(bare: TenantCredentials) -> None:
+    rw = db.create_engine(bare.database_url)
+    broken = {**SCENARIO, "name": "broken", "levers": [{"kind": "supplier_switch", "supplier": "Nobody Ltd",
+                                                        "to_naics": "541511", "start_year": 2026}]}
+    scenarios.save(rw, scenarios.parse(broken))
+    try:
+        alone = panels_of(bare.database_url_readonly)["scenarios"]
+        scenarios.save(rw, scenarios.parse(SCENARIO))
+        beside = panels_of(bare.database_url_readonly)["scenarios"]
+    finally:
+        for name in scenarios.list_scenarios(rw)["name"]:
+            scenarios.delete(rw, name)
+        rw.dispose()
+    reason = ("scenario &#x27;broken&#x27;: lever 1 (supplier_switch: Nobody Ltd -&gt; NAICS 541511): no supplier "
+              "named &#x27;Nobody Ltd&#x27; in the 2025 inventory")
+    assert alone.state == "unavailable" and f"panel unavailable: {reason}" in alone.html()
+    # Beside one that runs, the broken one is named and the other is drawn.
+    assert beside.state == "ok" and f"Not shown: {reason}" in beside.html()
+    assert "(engage-suppliers)" in beside.html()
+    assert [t.name for t in beside.figures()[0].data][1] == "engage-suppliers"
+
+
+def test_a_tampered_entry_is_a_discrepancy_in_the_verification_panel(engine: Engine,
+                                                                      full: TenantCredentials) -> None:
+    with engine.begin() as conn:
+        entry = int(conn.scalar(sa.text("SELECT min(e.id) FROM emission_entries e JOIN tenants t ON "
+                                        "t.id = e.tenant_id WHERE t.slug = :s"), {"s": full.slug}))
+
+    def rewrite(expression: str) -> None:
+        # As the admin, behind the ledger's back: replica mode skips the trigger that would log the change.
+        with engine.begin() as conn:
+            conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+            conn.execute(sa.text(f"UPDATE emission_entries SET kg_co2e = {expression} WHERE id = :i"), {"i": entry})
+
+    rewrite("kg_co2e * 2")
+    try:
+        ver = panels_of(full.database_url_readonly)["verification"]
+    finally:
+        rewrite("kg_co2e / 2")  # exact in binary floating point: the log matches again
+    assert ledger_log.verify(engine, full.slug).ok
+    html = ver.html()
+    assert ver.state == "ok" and "ledger-red" in html and "ledger-green" not in html
+    assert "1 discrepancy: the inventory or its log no longer matches" in html
+    assert "Discrepancies: <b>1</b>" in html
+    assert re.search(rf"<td>changed</td>\s*<td>{entry}</td>", html)
+    assert f"entry {entry}: kg_co2e is " in html and " but the log records " in html
+    assert ver.data is not None and ver.data["entry_id"].tolist() == [entry]
+
+
+# --- where the panels are shown -------------------------------------------------------------------
+
+
+def test_the_dashboard_notebook_shows_the_panels_in_a_kernel(engine: Engine, full: TenantCredentials,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capfd: pytest.CaptureFixture[str]) -> None:
+    """The notebook Voila runs, executed by a real kernel with the read-only URL; one panel fails, and its
+    error goes to the kernel process's stderr (the service log), not to the page."""
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("SCOPE3_TENANT_DATABASE_URL", full.database_url_readonly)
+    # ipykernel forwards file descriptor 2 to the page, as under Voila, except when it sees pytest.
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")
+    nb = nbformat.read(DASHBOARD, as_version=4)
+    with without_grant(engine, "ledger_checkpoints"):
+        NotebookClient(nb, timeout=180, kernel_name="python3").execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o["output_type"] == "error" or o.get("name") == "stderr"], outputs
+    assert "dashboard panel 'verification' failed" in capfd.readouterr().err
+    state = json.dumps(nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"])
+    for title in TITLES:
+        assert f"<h3>{title}</h3>" in state
+    assert "panel unavailable: permission denied for table ledger_checkpoints" in state
+    assert "are estimated by ML" in state and "out of line with their sector peers" in state
+    assert "Traceback" not in state
+
+
+def test_the_monthly_report_has_the_four_sections(tmp_path: Path, full: TenantCredentials) -> None:
+    spec = reports.get_spec("monthly")
+    result = reports.run_report(db.connect(full.database_url), full.database_url, full.slug, "monthly", spec,
+                                {"months": 6}, output_root=tmp_path / "out")
+    assert result.status == "succeeded", result.error
+    html = result.output_html.read_text() if result.output_html else ""
+    for title in TITLES:
+        assert re.search(rf"<h2[^>]*>{title}<", html), title
+    assert "out of line with their sector peers" in html
+    assert "are estimated by ML" in html and "July 2025 to December 2025" in html
+    assert "Verified: all" in html and "engage-suppliers" in html
+    assert "panel unavailable" not in html and "Traceback" not in html
+
+
+def test_the_monthly_report_keeps_its_parameters() -> None:
+    nb = nbformat.read(str(reports.get_spec("monthly").notebook_path()), as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0] is nb.cells[0]
+    assert reports.validate_parameters(reports.get_spec("monthly").notebook_path(),
+                                       {"months": 3, "end": "2025-06", "top_n": 5}) == {
+        "months": 3, "end": "2025-06", "top_n": 5}
+    assert all(not c.outputs and c.execution_count is None for c in nb.cells if c.cell_type == "code")
