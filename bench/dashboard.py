@@ -1,6 +1,6 @@
 """Executive dashboard render times on the demo data: first render and warm renders, through the real hub.
 
-    .venv/bin/python bench/dashboard.py [--renders 5] [--pool 0]
+    .venv/bin/python bench/dashboard.py [--renders 5] [--pool 1] [--gap 8]
 
 Needs SCOPE3_DATABASE_URL (an admin URL; a scratch database `scope3_bench_dashboard` is created and
 dropped on it) or runs on an embedded PostgreSQL. It provisions the demo tenant `acme`, starts its hub
@@ -50,7 +50,9 @@ def render(base: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--renders", type=int, default=5)
-    ap.add_argument("--pool", type=int, default=0, help="preheated Voila kernels (dashboard_pool_size)")
+    ap.add_argument("--pool", type=int, default=1, help="preheated Voila kernels (dashboard_pool_size)")
+    ap.add_argument("--gap", type=float, default=8.0,
+                    help="seconds between page views (a pool kernel is refilled in about 5 s)")
     args = ap.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="scope3-bench-dash-"))
     server = os.environ.get("SCOPE3_DATABASE_URL") or db.embedded_postgres(data_dir)
@@ -79,10 +81,12 @@ def main() -> None:
 
     d = ExecutiveDashboard(db.connect())
     d.panels(d.select())
+    d.tenant_panels()
     cold = time.perf_counter() - t
     t = time.perf_counter()
     d = ExecutiveDashboard(db.connect())
     d.panels(d.select())
+    d.tenant_panels()
     warm = time.perf_counter() - t
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPE3_")}
@@ -103,9 +107,12 @@ def main() -> None:
                 raise RuntimeError(f"hub did not start; see {data_dir / 'hub.log'}")
             time.sleep(0.5)
         if args.pool:
-            time.sleep(30)  # let the pool run the notebook
+            time.sleep(20)  # let the pool start its kernels and import
         first = render(base)
-        warm_renders = [render(base) for _ in range(args.renders)]
+        warm_renders = []
+        for _ in range(args.renders):
+            time.sleep(args.gap)
+            warm_renders.append(render(base))
     finally:
         hub.send_signal(signal.SIGTERM)
         hub.wait(60)
@@ -117,8 +124,8 @@ def main() -> None:
                 c.execute(sa.text(f'DROP ROLE "{role}"'))
         shutil.rmtree(data_dir, ignore_errors=True)
     print(f"executive dashboard on the demo tenant ({profile.suppliers} suppliers, 2,640 entries), "
-          f"Voila kernel pool {args.pool}, load average {os.getloadavg()[0]:.1f}")
-    print(f"  in-process build (queries + figures): cold {cold:.2f} s, warm {warm:.2f} s")
+          f"Voila kernel pool {args.pool}, {args.gap:.0f} s between views, load average {os.getloadavg()[0]:.1f}")
+    print(f"  in-process build (queries, figures, tenant panels): cold {cold:.2f} s, warm {warm:.2f} s")
     print(f"  page render through the hub: first {first:.2f} s, warm median {statistics.median(warm_renders):.2f} s "
           f"(min {min(warm_renders):.2f}, max {max(warm_renders):.2f}, n={len(warm_renders)})")
     print(f"  ratio first/warm-median {first / statistics.median(warm_renders):.2f}, "
