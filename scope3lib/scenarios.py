@@ -152,19 +152,15 @@ class RenewableElectricity(_Lever):
         return -self.annual_kwh * self.share * self.premium_per_kwh
 
 
-class EnergyEfficiency(_Lever):
-    """Efficiency measures cut the emissions of a category and/or a supplier by ``reduction``.
+class _ScopedReduction(_Lever):
+    """A lever that cuts the emissions of a category and/or a supplier by ``reduction``."""
 
-    Capex is ``implementation_cost``; the annual opex saving is ``annual_saving``.
-    """
-
-    kind: Literal["energy_efficiency"] = "energy_efficiency"
     category: int | None = None
     supplier: str | None = None
     reduction: float = _SHARE
 
     @model_validator(mode="after")
-    def _check(self) -> EnergyEfficiency:
+    def _check_scope(self) -> _ScopedReduction:
         if self.category is None and self.supplier is None:
             raise ValueError("give a category, a supplier or both")
         return self
@@ -174,6 +170,15 @@ class EnergyEfficiency(_Lever):
 
     def fraction(self, base: pd.DataFrame, ctx: _Context) -> np.ndarray:
         return np.where(self.scope(base), self.reduction, 0.0)
+
+
+class EnergyEfficiency(_ScopedReduction):
+    """Efficiency measures cut the emissions of a category and/or a supplier by ``reduction``.
+
+    Capex is ``implementation_cost``; the annual opex saving is ``annual_saving``.
+    """
+
+    kind: Literal["energy_efficiency"] = "energy_efficiency"
 
 
 class SupplierSwitch(_Lever):
@@ -255,28 +260,13 @@ class TransportModeShift(_Lever):
         return np.where(self.scope(base), self.share * (1.0 - self.to_factor / self.road_factor), 0.0)
 
 
-class SpendReduction(_Lever):
+class SpendReduction(_ScopedReduction):
     """Buy less: cut the spend (and so the emissions) of a category and/or supplier by ``reduction``.
 
     The avoided spend (reduction × base-year USD) counts as an annual saving.
     """
 
     kind: Literal["spend_reduction"] = "spend_reduction"
-    category: int | None = None
-    supplier: str | None = None
-    reduction: float = _SHARE
-
-    @model_validator(mode="after")
-    def _check(self) -> SpendReduction:
-        if self.category is None and self.supplier is None:
-            raise ValueError("give a category, a supplier or both")
-        return self
-
-    def target(self) -> str:
-        return " / ".join(str(x) for x in (self.category, self.supplier) if x is not None)
-
-    def fraction(self, base: pd.DataFrame, ctx: _Context) -> np.ndarray:
-        return np.where(self.scope(base), self.reduction, 0.0)
 
     def lever_saving(self, base: pd.DataFrame, ctx: _Context) -> float:
         return self.reduction * float(base.loc[self.scope(base), "spend_usd"].fillna(0).sum())
