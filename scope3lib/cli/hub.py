@@ -14,6 +14,7 @@ from ..config import Settings
 from ..hub import config as hub_config
 from ..hub import settings as hub_settings
 from ..hub.spawner import ensure_system_user, ensure_traversable, system_username
+from ..models_registry import registry_dir
 from . import main
 
 HUB_CONFIG_FILE = Path(__file__).resolve().parents[2] / "hub_config" / "jupyterhub_config.py"
@@ -40,6 +41,13 @@ def prepare(settings: Settings, slug: str) -> hub_settings.HubSettings:
         out = reports.DEFAULT_OUTPUT / slug
         out.mkdir(parents=True, exist_ok=True)
         os.chown(out, reports_user.pw_uid, reports_user.pw_gid)
+        # ...and trains and reads the tenant's models (the nightly estimates report). The directories
+        # above get o+x only: the tenant's secrets files beside them stay 0600.
+        models = registry_dir(settings.data_dir, slug)
+        models.mkdir(parents=True, exist_ok=True)
+        ensure_traversable(models)
+        for path in (models, *models.iterdir()):
+            os.chown(path, reports_user.pw_uid, reports_user.pw_gid)
     return s
 
 
