@@ -110,8 +110,28 @@ def _first_ready(pool: list[Any]) -> bool:
 POOL_WAIT_S = 120
 
 
+# A cell that never answers ends the page with an error instead of holding it open for ever.
+CELL_TIMEOUT_S = 90
+# The dashboard notebook's cell that waits for a viewer in a preheated kernel carries this tag: it may
+# wait for hours, so the cell timeout does not apply to it (it would end every pool kernel idle longer
+# than the timeout with a timed-out page).
+WAIT_TAG = "wait-for-viewer"
+
+
+def cell_timeout(cell: Any) -> int | None:
+    """``VoilaExecutor.timeout_func``: no limit for the cell waiting for a viewer, CELL_TIMEOUT_S otherwise."""
+    return None if WAIT_TAG in cell.get("metadata", {}).get("tags", []) else CELL_TIMEOUT_S
+
+
 class DashboardVoila(Voila):
-    """Standalone Voila that answers 403 on server APIs before its catch-all notebook handler."""
+    """Standalone Voila that answers 403 on server APIs before its catch-all notebook handler, and
+    does not time out a preheated kernel's wait for its viewer."""
+
+    def initialize(self, argv: Any = None) -> None:
+        super().initialize(argv)
+        # Every VoilaExecutor is made with this application's config; a callable cannot come from the
+        # command line.
+        self.config.VoilaExecutor.timeout_func = cell_timeout
 
     def init_handlers(self) -> list[Any]:
         forbidden = (url_path_join(self.server_url, FORBIDDEN_PATHS), ForbiddenHandler)
@@ -143,8 +163,7 @@ def voila_command(notebook: Path, port: int, pool_size: int) -> list[str]:
         "--VoilaConfiguration.show_tracebacks=False",
         f"--VoilaConfiguration.preheat_kernel={'True' if pool_size > 0 else 'False'}",
         f"--VoilaConfiguration.default_pool_size={max(pool_size, 1)}",
-        # A cell that never answers ends the page with an error instead of holding it open forever.
-        "--VoilaExecutor.timeout=90",
+        f"--VoilaExecutor.timeout={CELL_TIMEOUT_S}",  # see cell_timeout
         # Without it one page in ten waited out that timeout (scope3lib.hub.kernel_client says why).
         "--KernelManager.client_factory=scope3lib.hub.kernel_client.SlicedPollKernelClient",
     ]
