@@ -40,6 +40,9 @@ class Hub:
         return HubClient(self.url)
 
 
+HUB_A_CELL_TIMEOUT_S = 15
+
+
 def _free_ports(data_dir: Path, slug: str, **extra: Any) -> None:
     path = hub_settings.tenant_dir(data_dir, slug) / hub_settings.HUB_FILE
     raw = yaml.safe_load(path.read_text())
@@ -90,7 +93,8 @@ def hubs(engine: Engine, database_url: str, data_dir: Path,
     tmp = tmp_path_factory.mktemp("hubs")
     _provision(engine, data_dir, "hub-a", 40)
     _provision(engine, data_dir, "hub-b", 30)
-    _free_ports(data_dir, "hub-a")
+    # A short cell timeout, so that the pool kernel's wait for its viewer outlasts it during the module.
+    _free_ports(data_dir, "hub-a", dashboard_cell_timeout_s=HUB_A_CELL_TIMEOUT_S)
     _free_ports(data_dir, "hub-b", dashboard_pool_size=0, scheduler=False)
     started: dict[str, Hub] = {}
     try:
@@ -210,6 +214,18 @@ def test_a_user_of_one_tenant_cannot_log_into_another(hubs: dict[str, Hub]) -> N
     assert hubs["hub-b"].client().login("hub-b-ana", "wrong password").status_code == 403
     r = hubs["hub-b"].client().login_only("hub-b-vic", PASSWORD)
     assert r.status_code == 302 and r.headers["location"] == "/services/dashboard/"
+
+
+def test_a_viewer_long_after_the_pool_kernel_started_gets_the_whole_dashboard(hubs: dict[str, Hub]) -> None:
+    # The pool kernel waits for its viewer in a cell without timeout; before, that wait hit the cell
+    # timeout and the next viewer got a page with no dashboard in it.
+    hub = hubs["hub-a"]
+    time.sleep(HUB_A_CELL_TIMEOUT_S + 5)
+    c = hub.client()
+    r = c.login("hub-a-vic", PASSWORD)
+    assert r.status_code == 200 and r.url == f"{hub.url}/services/dashboard/", r.url
+    assert "timed out" not in r.text and "application/vnd.jupyter.widget-view+json" in r.text
+    assert "Timeout waiting for execute reply" not in hub.log.read_text()
 
 
 def test_dashboard_renders_in_chromium(hubs: dict[str, Hub], tmp_path: Path) -> None:

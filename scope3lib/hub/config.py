@@ -160,7 +160,7 @@ def apply(c: Config, settings: HubSettings, admin_database_url: str) -> Config:
             "display": True,
             "url": f"http://127.0.0.1:{hub.dashboard_port}",
             "command": voila_command(NOTEBOOKS / "dashboards" / "executive.ipynb", hub.dashboard_port,
-                                     hub.dashboard_pool_size),
+                                     hub.dashboard_pool_size, hub.dashboard_cell_timeout_s),
             "environment": {"SCOPE3_TENANT_DATABASE_URL": settings.database_url_readonly, "SCOPE3_TENANT": slug},
             "oauth_no_confirm": True,
             "cwd": str(NOTEBOOKS / "dashboards"),

@@ -12,6 +12,7 @@ Two pieces make Voila safe for viewers:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -118,9 +119,9 @@ CELL_TIMEOUT_S = 90
 WAIT_TAG = "wait-for-viewer"
 
 
-def cell_timeout(cell: Any) -> int | None:
-    """``VoilaExecutor.timeout_func``: no limit for the cell waiting for a viewer, CELL_TIMEOUT_S otherwise."""
-    return None if WAIT_TAG in cell.get("metadata", {}).get("tags", []) else CELL_TIMEOUT_S
+def cell_timeout(cell: Any, limit: int = CELL_TIMEOUT_S) -> int | None:
+    """``VoilaExecutor.timeout_func``: no limit for the cell waiting for a viewer, ``limit`` otherwise."""
+    return None if WAIT_TAG in cell.get("metadata", {}).get("tags", []) else limit
 
 
 class DashboardVoila(Voila):
@@ -131,7 +132,8 @@ class DashboardVoila(Voila):
         super().initialize(argv)
         # Every VoilaExecutor is made with this application's config; a callable cannot come from the
         # command line.
-        self.config.VoilaExecutor.timeout_func = cell_timeout
+        limit = int(self.config.VoilaExecutor.get("timeout", CELL_TIMEOUT_S))
+        self.config.VoilaExecutor.timeout_func = functools.partial(cell_timeout, limit=limit)
 
     def init_handlers(self) -> list[Any]:
         forbidden = (url_path_join(self.server_url, FORBIDDEN_PATHS), ForbiddenHandler)
@@ -146,7 +148,7 @@ def main() -> None:
     DashboardVoila.launch_instance()
 
 
-def voila_command(notebook: Path, port: int, pool_size: int) -> list[str]:
+def voila_command(notebook: Path, port: int, pool_size: int, cell_timeout_s: int = CELL_TIMEOUT_S) -> list[str]:
     """Standalone Voila for the hub-managed ``dashboard`` service (preheated kernels need standalone Voila)."""
     prefix = "/services/dashboard/"
     return [
@@ -163,7 +165,7 @@ def voila_command(notebook: Path, port: int, pool_size: int) -> list[str]:
         "--VoilaConfiguration.show_tracebacks=False",
         f"--VoilaConfiguration.preheat_kernel={'True' if pool_size > 0 else 'False'}",
         f"--VoilaConfiguration.default_pool_size={max(pool_size, 1)}",
-        f"--VoilaExecutor.timeout={CELL_TIMEOUT_S}",  # see cell_timeout
+        f"--VoilaExecutor.timeout={cell_timeout_s}",  # see cell_timeout
         # Without it one page in ten waited out that timeout (scope3lib.hub.kernel_client says why).
         "--KernelManager.client_factory=scope3lib.hub.kernel_client.SlicedPollKernelClient",
     ]

@@ -58,6 +58,9 @@ class HubFile(BaseModel):
     )
     dashboard_pool_size: int = Field(
         1, ge=0, le=16, description="Preheated Voila kernels kept ready (about 300 MB each).")
+    dashboard_cell_timeout_s: int = Field(
+        90, ge=5, le=3600,
+        description="A dashboard cell still running after this many seconds ends the page with an error.")
     scheduler: bool = Field(True, description="Run the scheduled-reports service with this hub.")
     users: list[HubUser] = Field(default_factory=list, description="Generated from the platform's users table.")
 
