@@ -11,10 +11,8 @@ import click
 
 from .. import db, reports
 from ..config import Settings
-from ..hub import config as hub_config
 from ..hub import settings as hub_settings
 from ..hub.spawner import ensure_system_user, ensure_traversable, system_username
-from ..models_registry import registry_dir
 from . import main
 
 HUB_CONFIG_FILE = Path(__file__).resolve().parents[2] / "hub_config" / "jupyterhub_config.py"
@@ -27,6 +25,9 @@ def hub_group() -> None:
 
 def prepare(settings: Settings, slug: str) -> hub_settings.HubSettings:
     """Validate the tenant's hub settings and get the machine ready to run its hub."""
+    from ..hub import config as hub_config  # jupyter_server: seconds to import, so only when needed
+    from ..models_registry import registry_dir
+
     s = hub_settings.load(settings.data_dir, slug)
     s.state_dir.mkdir(parents=True, exist_ok=True)
     if hub_config.spawner_mode(s) == "local":
@@ -70,6 +71,8 @@ def hub_env(settings: Settings, slug: str) -> dict[str, str]:
 @click.pass_context
 def hub_start(ctx: click.Context, slug: str) -> None:
     """Run tenant SLUG's hub in the foreground (Ctrl-C stops it and its servers)."""
+    from ..hub import config as hub_config
+
     settings: Settings = ctx.obj
     s = prepare(settings, slug)
     click.echo(f"tenant {slug}: hub on http://{s.hub.bind_ip}:{s.hub.port}{s.hub.base_url} "
@@ -84,6 +87,8 @@ def hub_start(ctx: click.Context, slug: str) -> None:
 @click.pass_context
 def hub_show(ctx: click.Context, slug: str) -> None:
     """Print the tenant hub's settings after layering (secrets hidden)."""
+    from ..hub import config as hub_config
+
     s = hub_settings.load(ctx.obj.data_dir, slug)
     out = s.model_dump(mode="json")
     out["secrets"] = {k: "***" for k in out["secrets"]}
