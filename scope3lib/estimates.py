@@ -444,13 +444,9 @@ def tenant_models(engine: Engine | Connection) -> tuple[Path, str]:
     set, must name the same tenant.
     """
     from .config import Settings
+    from .tenancy import connected_tenant
 
-    query = sa.text("SELECT slug FROM tenants WHERE id = tenant_of(current_user)")
-    if isinstance(engine, Connection):
-        slug = engine.scalar(query)
-    else:
-        with engine.connect() as conn:
-            slug = conn.scalar(query)
+    slug = connected_tenant(engine)
     if slug is None:
         raise ConfigurationError("this connection is not a tenant's role: connect with scope3lib.connect() "
                                  "(SCOPE3_TENANT_DATABASE_URL) to reach a tenant's models")
@@ -558,7 +554,16 @@ def describe_model(data_dir: Path, slug: str, version: str | None = None) -> str
     that there is none and what happens instead."""
     from . import models_registry
 
-    table = models_registry.versions(data_dir, slug)
+    folder = models_registry.registry_dir(data_dir, slug)
+    try:
+        table = models_registry.versions(data_dir, slug)
+        reachable = folder.parent.is_dir()  # the tenant's folder of this data directory
+    except PermissionError:
+        table, reachable = pd.DataFrame(), False
+    if not reachable and version is None:
+        return (f"The model registry (`{folder}`) is not reachable from here (an analyst's server does not see "
+                "it): the nightly estimates report shows the model and its metrics against EEIO. ML estimates "
+                "already in the inventory each name the model version that made them.")
     if table.empty:
         return (f"No trained model for tenant `{slug}` in `{models_registry.registry_dir(data_dir, slug)}`. "
                 "Without one, suppliers without their own data stay on EEIO spend-based factors until the nightly "

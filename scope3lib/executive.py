@@ -33,6 +33,7 @@ from . import charts, inventory
 from .categories import CATEGORIES, DataSource, category_label
 from .errors import ScenarioError, Scope3Error
 from .meter_emissions import device_status
+from .tenancy import connected_tenant
 
 log = logging.getLogger(__name__)
 
@@ -152,13 +153,6 @@ def _note(text: str, style: str = "color:#555") -> str:
 
 def _code(text: str) -> str:
     return f"<code>{html.escape(text)}</code>"
-
-
-def tenant_slug(engine: Engine) -> str | None:
-    """The slug of the tenant whose role ``engine`` logs in as (None for a role that is no tenant's)."""
-    with engine.connect() as conn:
-        slug = conn.scalar(sa.text("SELECT slug FROM tenants WHERE id = tenant_of(current_user)"))
-    return None if slug is None else str(slug)
 
 
 def hotspots_panel(engine: Engine, shown: int = HOTSPOTS_SHOWN) -> Panel:
@@ -311,7 +305,7 @@ def scenarios_panel(engine: Engine) -> Panel:
     title = TITLES["scenarios"]
     stored = scenarios.list_scenarios(engine)
     if stored.empty:
-        slug = tenant_slug(engine) or "SLUG"
+        slug = connected_tenant(engine) or "SLUG"
         return Panel("scenarios", title, (_note(
             "No scenarios stored yet: an analyst saves one with "
             f"{_code(f'scope3 scenarios run {slug} FILE.yaml --save')}."),), "empty", stored)
@@ -444,7 +438,7 @@ class ExecutiveDashboard:
         if self._tenant_panels is None:
             slug: str | None = None
             try:
-                slug = tenant_slug(self.engine)
+                slug = connected_tenant(self.engine)
             except Exception:  # only the wording of the ML panel's hint needs it
                 log.exception("cannot read the tenant's slug")
             self._tenant_panels = [

@@ -123,6 +123,17 @@ def tenant_id(conn: Connection, slug: str) -> int:
     return int(tid)
 
 
+def connected_tenant(engine: Engine | Connection) -> str | None:
+    """The slug of the tenant whose role ``engine`` logs in as (None for a role that is no tenant's)."""
+    query = sa.text("SELECT slug FROM tenants WHERE id = tenant_of(current_user)")
+    if isinstance(engine, Connection):
+        slug = engine.scalar(query)
+    else:
+        with engine.connect() as conn:
+            slug = conn.scalar(query)
+    return None if slug is None else str(slug)
+
+
 def get_tenant(conn: Connection, slug: str) -> Tenant:
     row = conn.execute(sa.select(Tenant).where(Tenant.slug == slug)).first()
     if row is None:

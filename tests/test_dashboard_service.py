@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import nbformat
+import pytest
 
 from scope3lib.hub import dashboard
 from scope3lib.hub.config import NOTEBOOKS
@@ -33,3 +34,56 @@ def test_dashboard_voila_gives_every_executor_the_timeout_function() -> None:
         assert [executor.timeout_func(c) for c in cells if c.cell_type == "code"] == [None, 42]
     finally:
         dashboard.DashboardVoila.clear_instance()
+
+
+def test_the_service_voila_makes_sliced_poll_kernel_clients() -> None:
+    from scope3lib.hub.kernel_client import SlicedPollKernelClient
+
+    nb = NOTEBOOKS / "dashboards" / "executive.ipynb"
+    argv = [a for a in dashboard.voila_command(nb, 0, 0)[3:] if not a.startswith(("--Voila.identity_provider",
+                                                                                   "--Voila.authorizer"))]
+    app = dashboard.DashboardVoila()
+    try:
+        app.initialize(argv)
+        app.init_settings()
+        km = app.kernel_manager
+        assert isinstance(km.kernel_manager_factory(parent=km).client(), SlicedPollKernelClient)
+    finally:
+        dashboard.DashboardVoila.clear_instance()
+
+
+def test_request_info_socket_is_the_waiting_kernels_alone() -> None:
+    """Voila's voila/query socket: not through the proxy, one waiter per kernel, a socket removes only itself."""
+    import asyncio
+
+    from tornado.httpclient import HTTPClientError, HTTPRequest
+    from tornado.web import Application
+    from tornado.websocket import websocket_connect
+    from voila.request_info_handler import RequestInfoSocketHandler
+
+    from scope3lib.broker import free_port
+
+    async def scenario() -> None:
+        port = free_port()
+        server = Application([(r"/voila/query/(.+)", dashboard.KernelRequestInfoHandler)]).listen(port, "127.0.0.1")
+        url = f"ws://127.0.0.1:{port}/voila/query/"
+        try:
+            kernel = await websocket_connect(url + "kernel-k")  # the pool kernel, waiting
+            with pytest.raises(HTTPClientError) as refused:  # a browser, through the hub's proxy
+                await websocket_connect(HTTPRequest(url + "kernel-k", headers={"X-Forwarded-For": "10.0.0.9"}))
+            assert refused.value.code == 403
+            second = await websocket_connect(url + "kernel-k")  # a second socket for the same kernel
+            assert await second.read_message() is None  # closed at once
+            a = await websocket_connect(url + "made-up")
+            b = await websocket_connect(url + "made-up")
+            b.close()
+            a.close()
+            await asyncio.sleep(0.3)
+            # The waiting kernel still hears of its viewer.
+            RequestInfoSocketHandler.send_updates({"kernel_id": "kernel-k", "payload": '{"X": "1"}'})
+            assert await asyncio.wait_for(kernel.read_message(), 5) == '{"X": "1"}'
+            kernel.close()
+        finally:
+            server.stop()
+
+    asyncio.run(scenario())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Engine
 from traitlets.config import Config
@@ -152,24 +154,34 @@ def test_viewer_login_lands_on_the_dashboard(hubs: dict[str, Hub]) -> None:
         assert r.status_code == 302 and r.headers["location"] == "/services/dashboard/", r.headers
 
 
+def _page_kernel(hub: Hub, c: HubClient, page: str) -> Kernel:
+    """The kernel websocket of a dashboard page, as the page's own script opens it."""
+    return Kernel(f"ws://127.0.0.1:{hub.port}/services/dashboard/api/kernels/{kernel_id_in_page(page)}/channels",
+                  cookie=c.cookie_header())
+
+
+def _widget_states(k: Kernel) -> list[dict[str, Any]]:
+    """The state of every widget of the page (what the browser renders), asked of its kernel."""
+    info = k.replies(k.send("comm_info_request", {"target_name": "jupyter.widget"}), "comm_info_reply")
+    comms = list(info[-1]["content"]["comms"])
+    assert comms, "the dashboard has no widgets"
+    states: list[dict[str, Any]] = []
+    for comm_id in comms:
+        reply = k.replies(k.send("comm_msg", {"comm_id": comm_id, "data": {"method": "request_state"}}),
+                          "comm_msg", timeout=20)
+        states += [m["content"]["data"].get("state", {}) for m in reply if m["header"]["msg_type"] == "comm_msg"]
+    return states
+
+
 def test_viewer_lands_on_the_dashboard_with_real_figures(hubs: dict[str, Hub]) -> None:
     hub = hubs["hub-a"]
     c = hub.client()
     r = c.login("hub-a-vic", PASSWORD)
     assert r.status_code == 200 and r.url == f"{hub.url}/services/dashboard/", r.url
     assert "import scope3lib" not in r.text  # sources are stripped
-    kernel_id = kernel_id_in_page(r.text)
-    k = Kernel(f"ws://127.0.0.1:{hub.port}/services/dashboard/api/kernels/{kernel_id}/channels",
-               cookie=c.cookie_header())
+    k = _page_kernel(hub, c, r.text)
     try:
-        info = k.replies(k.send("comm_info_request", {"target_name": "jupyter.widget"}), "comm_info_reply")
-        comms = list(info[-1]["content"]["comms"])
-        assert comms, "the dashboard has no widgets"
-        states = []
-        for comm_id in comms:
-            reply = k.replies(k.send("comm_msg", {"comm_id": comm_id, "data": {"method": "request_state"}}),
-                              "comm_msg", timeout=20)
-            states += [m["content"]["data"].get("state", {}) for m in reply if m["header"]["msg_type"] == "comm_msg"]
+        states = _widget_states(k)
         html = " ".join(str(s.get("value", "")) for s in states)
         assert "Total emissions" in html and "t CO2e" in html
         plots = [o for s in states for o in s.get("outputs", [])
@@ -216,16 +228,37 @@ def test_a_user_of_one_tenant_cannot_log_into_another(hubs: dict[str, Hub]) -> N
     assert r.status_code == 302 and r.headers["location"] == "/services/dashboard/"
 
 
-def test_a_viewer_long_after_the_pool_kernel_started_gets_the_whole_dashboard(hubs: dict[str, Hub]) -> None:
+def test_a_viewer_long_after_the_pool_kernel_started_gets_the_whole_dashboard(hubs: dict[str, Hub],
+                                                                                engine: Engine) -> None:
     # The pool kernel waits for its viewer in a cell without timeout; before, that wait hit the cell
     # timeout and the next viewer got a page with no dashboard in it.
+    # It also reads the data for that viewer, not when it was preheated: a supplier renamed while the
+    # pool kernel waits shows under its new name.
     hub = hubs["hub-a"]
-    time.sleep(HUB_A_CELL_TIMEOUT_S + 5)
-    c = hub.client()
-    r = c.login("hub-a-vic", PASSWORD)
-    assert r.status_code == 200 and r.url == f"{hub.url}/services/dashboard/", r.url
-    assert "timed out" not in r.text and "application/vnd.jupyter.widget-view+json" in r.text
-    assert "Timeout waiting for execute reply" not in hub.log.read_text()
+    time.sleep(10)  # the pool kernel refilled after the previous test's view gets to its wait
+    with engine.begin() as conn:
+        top = conn.execute(sa.text(
+            "SELECT s.id, s.name FROM suppliers s JOIN tenants t ON t.id = s.tenant_id "
+            "JOIN emission_entries e ON e.supplier_id = s.id WHERE t.slug = 'hub-a' "
+            "GROUP BY s.id, s.name ORDER BY sum(e.kg_co2e) DESC LIMIT 1")).one()
+        conn.execute(sa.text("UPDATE suppliers SET name = 'Renamed While Waiting Ltd' WHERE id = :i"), {"i": top.id})
+    try:
+        time.sleep(HUB_A_CELL_TIMEOUT_S + 5)
+        c = hub.client()
+        r = c.login("hub-a-vic", PASSWORD)
+        assert r.status_code == 200 and r.url == f"{hub.url}/services/dashboard/", r.url
+        assert "timed out" not in r.text and "application/vnd.jupyter.widget-view+json" in r.text
+        k = _page_kernel(hub, c, r.text)
+        try:
+            shown = json.dumps(_widget_states(k))
+        finally:
+            k.close()
+        assert "Renamed While Waiting Ltd" in shown and top.name not in shown
+        log = hub.log.read_text()
+        assert "Timeout waiting for execute reply" not in log and "Failed to connect" not in log
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE suppliers SET name = :n WHERE id = :i"), {"n": top.name, "i": top.id})
 
 
 def test_dashboard_renders_in_chromium(hubs: dict[str, Hub], tmp_path: Path) -> None:

@@ -42,13 +42,17 @@ def prepare(settings: Settings, slug: str) -> hub_settings.HubSettings:
         out = reports.DEFAULT_OUTPUT / slug
         out.mkdir(parents=True, exist_ok=True)
         os.chown(out, reports_user.pw_uid, reports_user.pw_gid)
-        # ...and trains and reads the tenant's models (the nightly estimates report). The directories
-        # above get o+x only: the tenant's secrets files beside them stay 0600.
+        # ...and trains and reads the tenant's models (the nightly estimates report): the models are
+        # its own (0700); the directories above it may be passed through but not listed, and the
+        # hub's state (its database) is the hub's alone.
         models = registry_dir(settings.data_dir, slug)
         models.mkdir(parents=True, exist_ok=True)
-        ensure_traversable(models)
+        ensure_traversable(models.parent)
+        models.parent.chmod(0o711)
+        s.state_dir.chmod(0o700)
         for path in (models, *models.iterdir()):
             os.chown(path, reports_user.pw_uid, reports_user.pw_gid)
+        models.chmod(0o700)
     return s
 
 

@@ -25,6 +25,7 @@ from jupyterhub.singleuser.extension import JupyterHubIdentityProvider
 from jupyterhub.utils import url_path_join
 from tornado import web
 from voila.app import Voila
+from voila.request_info_handler import RequestInfoSocketHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
 # What a widgets page legitimately sends to its kernel.
@@ -65,6 +66,35 @@ class ReadOnlyKernelConnection(ZMQChannelsWebsocketConnection):
         super().handle_incoming_message(incoming_msg)
 
 
+class KernelRequestInfoHandler(RequestInfoSocketHandler):
+    """Voila's ``voila/query/<kernel id>`` websocket, on which a preheated kernel waits for its viewer,
+    open to that kernel only.
+
+    Voila's handler has no login check and, closing a socket it does not hold, drops whichever kernel's
+    entry it last looked at: two sockets for a made-up id, closed in reverse order, left a pool kernel
+    waiting for ever for a viewer it would never hear of. Here a connection that came through the
+    hub's proxy (which adds ``X-Forwarded-For``) is refused, a second socket for a kernel already
+    waiting is refused, and a socket removes only its own entry.
+    """
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        if self.request.headers.get("X-Forwarded-For"):
+            raise web.HTTPError(403, "only the dashboard's kernels wait here")
+        await super().get(*args, **kwargs)
+
+    def open(self, kernel_id: str) -> None:
+        waiting = RequestInfoSocketHandler._waiters.get(kernel_id)
+        if waiting is not None and waiting is not self:
+            self.close(1008, "a socket already waits for this kernel")
+            return
+        super().open(kernel_id)
+
+    def on_close(self) -> None:
+        for kernel_id, waiter in list(RequestInfoSocketHandler._waiters.items()):
+            if waiter is self:
+                del RequestInfoSocketHandler._waiters[kernel_id]
+
+
 class ForbiddenHandler(web.RequestHandler):
     """403 for every server API a dashboard viewer has no business with."""
 
@@ -85,8 +115,9 @@ class PooledVoilaHandler(TornadoVoilaHandler):
     """Serves a page from a preheated kernel once it has started, waiting for one rather than starting a
     kernel of its own when the pool is momentarily empty (right after start, or under a burst of views).
 
-    The dashboard notebook stops at :func:`scope3lib.executive.wait_for_viewer` in a pool kernel, so a
-    started pool kernel has done its imports and reads the data for the viewer who takes it.
+    The dashboard notebook stops at :func:`scope3lib.executive.wait_for_viewer` in a pool kernel, so the
+    data is read for the viewer who takes it (the kernel may still be importing when taken). A pool
+    kernel that failed to start or to run its first cell is discarded and replaced, never served.
     """
 
     @web.authenticated
@@ -94,18 +125,44 @@ class PooledVoilaHandler(TornadoVoilaHandler):
         manager = self.kernel_manager
         if self.voila_configuration.preheat_kernel and hasattr(manager, "_pools"):
             deadline = time.monotonic() + POOL_WAIT_S
-            while not _first_ready(manager._pools.get(self.notebook_path, [])) and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
+                pool = manager._pools.get(self.notebook_path, [])
+                state = _pool_head(pool)
+                if state == "ready":
+                    break
+                if state == "failed":
+                    await _replace_failed(manager, pool, self.notebook_path, self.log)
                 await asyncio.sleep(0.05)
         # No await between the check above and Voila taking the kernel: the pop cannot race.
         await super().get(path)
 
 
-def _first_ready(pool: list[Any]) -> bool:
-    """The kernel Voila takes next (the pool's first) has started and its notebook has not failed."""
-    if not pool or not pool[0].done() or pool[0].exception() is not None:
-        return False
-    task = pool[0].result().get("task")
-    return task is None or not task.done() or (not task.cancelled() and task.exception() is None)
+def _pool_head(pool: list[Any]) -> str:
+    """State of the kernel Voila takes next (the pool's first): ``empty``, ``starting``, ``ready`` or ``failed``."""
+    if not pool:
+        return "empty"
+    head = pool[0]
+    if not head.done():
+        return "starting"
+    if head.cancelled() or head.exception() is not None:
+        return "failed"
+    task = head.result().get("task")
+    if task is not None and task.done() and (task.cancelled() or task.exception() is not None):
+        return "failed"
+    return "ready"
+
+
+async def _replace_failed(manager: Any, pool: list[Any], notebook: str, log: Any) -> None:
+    """Drop the failed head of the pool (shutting its kernel down) and start a replacement."""
+    head = pool.pop(0)
+    kernel_id = None if head.cancelled() or head.exception() is not None else head.result().get("kernel_id")
+    log.warning("dashboard: discarding a pool kernel that failed (%s)", kernel_id or "did not start")
+    if kernel_id is not None and kernel_id in manager:
+        try:
+            await manager.shutdown_kernel(kernel_id, now=True)
+        except Exception:  # already gone: nothing to free
+            log.debug("dashboard: kernel %s already gone", kernel_id, exc_info=True)
+    manager.fill_if_needed(delay=0, notebook_name=notebook)
 
 
 POOL_WAIT_S = 120
@@ -137,10 +194,8 @@ class DashboardVoila(Voila):
 
     def init_handlers(self) -> list[Any]:
         forbidden = (url_path_join(self.server_url, FORBIDDEN_PATHS), ForbiddenHandler)
-        handlers = [
-            (h[0], PooledVoilaHandler, *h[2:]) if len(h) > 1 and h[1] is TornadoVoilaHandler else h
-            for h in super().init_handlers()
-        ]
+        replaced = {TornadoVoilaHandler: PooledVoilaHandler, RequestInfoSocketHandler: KernelRequestInfoHandler}
+        handlers = [(h[0], replaced.get(h[1], h[1]), *h[2:]) if len(h) > 1 else h for h in super().init_handlers()]
         return [forbidden, *handlers]
 
 
