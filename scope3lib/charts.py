@@ -85,7 +85,7 @@ SOURCE_LABELS = {"manual": "supplier data", "iot": "metered", "import": "spend-b
 
 
 def source_mix(shares: pd.DataFrame, title: str = "Share of emissions by data source (%)") -> go.Figure:
-    """Stacked 100% bars, one per row of ``shares`` (``scope3lib.executive.source_shares``: a ``label`` and a
+    """Stacked 100% bars, one per row of ``shares`` (``scope3lib.inventory.source_shares``: a ``label`` and a
     ``<source>_share`` column, 0-1, per data source), the first row on top; sources with no emissions are left
     out of the legend."""
     share_cols = [c for c in shares.columns if c.endswith("_share") and shares[c].fillna(0.0).gt(0).any()]

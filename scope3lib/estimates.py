@@ -339,13 +339,9 @@ def write_estimates(engine: Engine, predictions: pd.DataFrame) -> int:
 
 def estimated_share(engine: Engine | Connection) -> pd.DataFrame:
     """For dashboards: per category, kg CO2e in total, from ML estimates, and their share (0-1)."""
-    from .inventory import entries
+    from .inventory import entries, source_shares
 
-    e = entries(engine)
-    e["ml_kg"] = e["kg_co2e"].where(e["data_source"] == DataSource.ML.value, 0.0)
-    g = e.groupby("category").agg(kg_co2e=("kg_co2e", "sum"), ml_kg_co2e=("ml_kg", "sum"))
-    g["ml_share"] = g["ml_kg_co2e"] / g["kg_co2e"]
-    return g
+    return source_shares(entries(engine)).drop(index=0)[["kg_co2e", "ml_kg_co2e", "ml_share"]]
 
 
 # --- The tenant's models: train, predict, report -------------------------------------------------------

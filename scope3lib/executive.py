@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from . import charts, inventory
-from .categories import CATEGORIES, DataSource, category_label
+from .categories import CATEGORIES, category_label
 from .errors import ScenarioError, Scope3Error
 from .meter_emissions import device_status
 from .tenancy import connected_tenant
@@ -191,34 +191,12 @@ def hotspots_panel(engine: Engine, shown: int = HOTSPOTS_SHOWN) -> Panel:
     return Panel("hotspots", title, (head, rows), "ok", flagged)
 
 
-def source_shares(entries: pd.DataFrame) -> pd.DataFrame:
-    """kg CO2e per GHG Protocol category with each data source's share of it (0-1), as the dashboard shows.
-
-    Index: category, with ``0`` first for the whole inventory. Columns: label, kg_co2e, ``<source>_share``
-    for manual, iot, import and ml (and any other source found), ml_kg_co2e. ``ml_share`` per category is
-    :func:`scope3lib.estimates.estimated_share`'s, computed from entries already in memory.
-    """
-    sources = [s.value for s in DataSource]
-    kg = entries.pivot_table(index="category", columns="data_source", values="kg_co2e", aggfunc="sum")
-    kg = kg.reindex(columns=sources + sorted(set(kg.columns) - set(sources))).fillna(0.0)
-    kg.columns = kg.columns.astype(str)
-    kg.index = kg.index.astype(int)
-    kg = pd.concat([kg.sum().to_frame(0).T, kg])
-    total = kg.sum(axis=1)
-    shares = kg.div(total.where(total != 0), axis=0).add_suffix("_share")
-    labels = ["All categories"] + [category_label(int(c)) for c in kg.index[1:]]
-    out = pd.DataFrame({"label": labels, "kg_co2e": total}, index=kg.index).join(shares)
-    out["ml_kg_co2e"] = kg[DataSource.ML.value]
-    out.index.name = "category"
-    return out
-
-
 def estimated_panel(entries: pd.DataFrame, scope: str = "whole inventory", slug: str | None = None) -> Panel:
     """How much of ``entries`` rests on ML estimates, and the share of each data source per category."""
     title = TITLES["estimated"]
     if entries.empty:
         return Panel("estimated", title, (_note(f"No emission entries yet ({html.escape(scope)})."),), "empty")
-    shares = source_shares(entries)
+    shares = inventory.source_shares(entries)
     whole = shares.iloc[0]
     mix = ", ".join(f"{charts.SOURCE_LABELS.get(c.removesuffix('_share'), c.removesuffix('_share'))} "
                     f"{whole[c]:.0%}" for c in shares.columns if c.endswith("_share") and whole[c] > 0)

@@ -446,3 +446,26 @@ def month_window(engine: Engine | Connection, months: int, end: str | None = Non
         last_month = pd.Period(latest if latest is not None else dt.date.today(), freq="M")
     first_month = last_month - (months - 1)
     return first_month.start_time.date(), last_month.end_time.date()
+
+
+def source_shares(frame: pd.DataFrame) -> pd.DataFrame:
+    """kg CO2e of the entries ``frame`` (:func:`entries`) per GHG Protocol category, with each data source's
+    share of it (0-1).
+
+    Index: category, with ``0`` first for the whole inventory. Columns: label, kg_co2e, ``<source>_share``
+    for manual, iot, import and ml (and any other source found), ml_kg_co2e. The dashboard's "How much is
+    estimated" panel and :func:`scope3lib.estimates.estimated_share` are both this table.
+    """
+    sources = [s.value for s in DataSource]
+    kg = frame.pivot_table(index="category", columns="data_source", values="kg_co2e", aggfunc="sum")
+    kg = kg.reindex(columns=sources + sorted(set(kg.columns) - set(sources))).fillna(0.0)
+    kg.columns = kg.columns.astype(str)
+    kg.index = kg.index.astype(int)
+    kg = pd.concat([kg.sum().to_frame(0).T, kg])
+    total = kg.sum(axis=1)
+    shares = kg.div(total.where(total != 0), axis=0).add_suffix("_share")
+    labels = ["All categories"] + [category_label(int(c)) for c in kg.index[1:]]
+    out = pd.DataFrame({"label": labels, "kg_co2e": total}, index=kg.index).join(shares)
+    out["ml_kg_co2e"] = kg[DataSource.ML.value]
+    out.index.name = "category"
+    return out
