@@ -159,18 +159,16 @@ def hotspots_panel(engine: Engine, shown: int = HOTSPOTS_SHOWN) -> Panel:
     """Suppliers out of line with their sector peers, largest emissions at stake first (whole inventory;
     :func:`scope3lib.hotspots.tenant_hotspots`). Empty when fewer than :data:`HOTSPOT_MIN_SUPPLIERS`
     suppliers have both spend and emissions to compare."""
-    from .hotspots import tenant_hotspots
+    from .hotspots import comparable, hotspots, tenant_intensities
 
     title = TITLES["hotspots"]
-    with engine.connect() as conn:  # what tenant_hotspots can score: suppliers with emissions and spend
-        compared = int(conn.scalar(sa.text(
-            "SELECT count(*) FROM (SELECT supplier_id FROM emission_entries WHERE supplier_id IS NOT NULL "
-            "GROUP BY supplier_id HAVING sum(kg_co2e) > 0 AND sum(spend) > 0) AS s")) or 0)
+    suppliers = tenant_intensities(engine)
+    compared = int(comparable(suppliers).sum())
     if compared < HOTSPOT_MIN_SUPPLIERS:
         return Panel("hotspots", title, (_note(
             f"Too few suppliers to compare: {compared} with both spend and emissions; hotspots need at least "
             f"{HOTSPOT_MIN_SUPPLIERS}, each compared with its sector peers."),), "empty")
-    flagged = tenant_hotspots(engine)
+    flagged = hotspots(suppliers)
     if flagged.empty:
         return Panel("hotspots", title, (_note(
             f"No supplier is out of line with its sector peers ({compared} suppliers compared)."),), "ok", flagged)

@@ -31,6 +31,11 @@ MIN_LOG_MAD = 0.2
 _MAD_TO_SD = 0.6745  # MAD of a normal distribution is 0.6745 standard deviations
 
 
+def comparable(suppliers: pd.DataFrame) -> pd.Series:
+    """The suppliers hotspot scoring can compare with their peers: those with a positive intensity."""
+    return pd.to_numeric(suppliers["intensity"], errors="coerce") > 0
+
+
 def score_suppliers(suppliers: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     """Every supplier with its hotspot scores (pure; no database).
 
@@ -38,7 +43,7 @@ def score_suppliers(suppliers: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     a positive intensity are dropped). Added columns: sector_median, intensity_ratio, robust_z,
     forest_outlier, flagged, kg_at_stake, category_share, explanation.
     """
-    df = suppliers[pd.to_numeric(suppliers["intensity"], errors="coerce") > 0].copy()
+    df = suppliers[comparable(suppliers)].copy()
     log_i = pd.Series(np.log(df["intensity"].to_numpy(dtype=float)), index=df.index)
     sector = df["naics_code"].astype(str)
     median = log_i.groupby(sector).transform("median")
@@ -89,11 +94,16 @@ def hotspots(suppliers: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     return flagged[cols].reset_index(drop=True)
 
 
-def tenant_hotspots(engine: Engine | Connection, *, seed: int = 0) -> pd.DataFrame:
-    """:func:`hotspots` over the tenant's inventory: each supplier's intensity is its emissions over its spend
-    (supplier-specific, ML-estimated or EEIO entries alike)."""
+def tenant_intensities(engine: Engine | Connection) -> pd.DataFrame:
+    """The tenant's suppliers (:func:`scope3lib.estimates.tenant_suppliers`) with ``intensity`` their
+    emissions over their spend (supplier-specific, ML-estimated or EEIO entries alike)."""
     from .estimates import tenant_suppliers
 
     sup = tenant_suppliers(engine)
     sup["intensity"] = sup["kg_co2e"] / sup["spend_usd"].where(sup["spend_usd"] > 0)
-    return hotspots(sup, seed=seed)
+    return sup
+
+
+def tenant_hotspots(engine: Engine | Connection, *, seed: int = 0) -> pd.DataFrame:
+    """:func:`hotspots` over the tenant's inventory (:func:`tenant_intensities`)."""
+    return hotspots(tenant_intensities(engine), seed=seed)
