@@ -47,7 +47,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,6 +183,17 @@ def publisher_main(port: int, password: str, devices_: range, per_device: int, b
 # --- subscribers ---------------------------------------------------------------------------------
 
 
+def _wait_for(state: Mapping[str, float], expected: int, idle_s: float = 10) -> None:
+    """Until ``state["n"]`` reaches ``expected``, or has not moved for ``idle_s`` (messages lost)."""
+    idle_since, last_n = time.time(), 0
+    while state["n"] < expected:
+        time.sleep(0.05)
+        if state["n"] != last_n:
+            last_n, idle_since = state["n"], time.time()
+        elif time.time() - idle_since > idle_s:
+            break
+
+
 def counter_main(params: MqttParams, expected: int, tuned: bool, out: mp.Queue) -> None:  # type: ignore[type-arg]
     """Count messages (and distinct ones) until ``expected`` arrived or 10 s pass without one."""
     import paho.mqtt.client as mqtt
@@ -216,14 +227,7 @@ def counter_main(params: MqttParams, expected: int, tuned: bool, out: mp.Queue) 
     c.loop_start()
     time.sleep(0.5)
     out.put(("ready", 0))
-    idle_since = time.time()
-    last_n = 0
-    while state["n"] < expected:
-        time.sleep(0.05)
-        if state["n"] != last_n:
-            last_n, idle_since = state["n"], time.time()
-        elif time.time() - idle_since > 10:
-            break
+    _wait_for(state, expected)
     out.put(("done", (state["n"], len(seen), state["last"])))
     c.disconnect()
     c.loop_stop()
@@ -258,13 +262,7 @@ def naive_main(params: MqttParams, database_url: str, expected: int, out: mp.Que
     c.loop_start()
     time.sleep(0.5)
     out.put(("ready", 0))
-    idle_since, last_n = time.time(), 0
-    while state["n"] < expected:
-        time.sleep(0.05)
-        if state["n"] != last_n:
-            last_n, idle_since = state["n"], time.time()
-        elif time.time() - idle_since > 10:
-            break
+    _wait_for(state, expected)
     out.put(("done", state["n"]))
     time.sleep(2)  # keep the database session open while the harness reads CPU times
     c.disconnect()
