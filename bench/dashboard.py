@@ -29,8 +29,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scope3lib import db, demo, schema, tenancy
-from scope3lib.broker import free_port
 from scope3lib.hub import settings as hub_settings
+from scope3lib.meters.broker import free_port
 
 PASSWORD = "bench-password-1"
 
@@ -77,7 +77,7 @@ def main() -> None:
     # In-process: the dashboard's own work, cold (imports, first queries) and warm.
     os.environ["SCOPE3_TENANT_DATABASE_URL"] = creds.database_url_readonly
     t = time.perf_counter()
-    from scope3lib.executive import ExecutiveDashboard
+    from scope3lib.reporting.executive import ExecutiveDashboard
 
     d = ExecutiveDashboard(db.connect())
     d.panels(d.select())

@@ -56,9 +56,10 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scope3lib import db, devices, schema, tenancy  # noqa: E402
-from scope3lib.broker import MqttParams, free_port, port_open, write_broker_config  # noqa: E402
-from scope3lib.devices import mosquitto_hash  # noqa: E402
+from scope3lib import db, schema, tenancy  # noqa: E402
+from scope3lib.meters import devices  # noqa: E402
+from scope3lib.meters.broker import MqttParams, free_port, port_open, write_broker_config  # noqa: E402
+from scope3lib.meters.devices import mosquitto_hash  # noqa: E402
 
 TENANT = "bench"
 PUBLISHER = "bench-publisher"
@@ -239,7 +240,7 @@ def naive_main(params: MqttParams, database_url: str, expected: int, out: mp.Que
     import psycopg
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from scope3lib.readings import parse_payload, parse_topic
+    from scope3lib.meters.contract import parse_payload, parse_topic
 
     conn = psycopg.connect(database_url, autocommit=False)
     ids = {key: (i, t) for i, t, key in conn.execute("SELECT id, tenant_id, device_key FROM devices")}

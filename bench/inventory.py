@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scope3lib import currency, demo, quality, uncertainty, units
-from scope3lib.calculation import calculate
+from scope3lib import demo
+from scope3lib.accounting import currency, quality, uncertainty, units
+from scope3lib.accounting.calculation import calculate
 from scope3lib.categories import CATEGORIES
 from scope3lib.factors import builtin_factors, read_desnz
 from scope3lib.factors.store import builtin_factor_table

@@ -29,7 +29,8 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scope3lib import db, ledger, ledger_log, schema, tenancy
+from scope3lib import db, ledger, schema, tenancy
+from scope3lib.ledger import log as ledger_log
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 BATCH = 100_000  # entries per INSERT statement while growing the log

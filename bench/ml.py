@@ -3,7 +3,7 @@
     .venv/bin/python bench/ml.py [--suppliers 100000] [--seeds 3]
 
 Accuracy is measured on held-out suppliers (those that do not report) of seeded synthetic populations
-(``scope3lib.synthetic_suppliers``, whose supplier effect partly depends on grid region and size), and,
+(``scope3lib.demo.synthetic``, whose supplier effect partly depends on grid region and size), and,
 for contrast, on the demo generator's truth, whose effect depends on nothing observable (there no model
 can beat EEIO, and the estimator's own out-of-fold gate should say so). Hotspot precision and recall
 are for the demo's planted outliers (effect x4-8) with every supplier's true intensity known; anomaly
@@ -19,8 +19,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from scope3lib import demo, estimates, hotspots, meter_anomalies
-from scope3lib.synthetic_suppliers import synthetic_suppliers
+from scope3lib import demo
+from scope3lib.demo.synthetic import synthetic_suppliers
+from scope3lib.ml import anomalies as meter_anomalies
+from scope3lib.ml import estimates, hotspots
 
 
 def _accuracy(pop: pd.DataFrame, seed: int) -> dict[str, float]:

@@ -12,8 +12,8 @@ import signal
 import sys
 import threading
 
-from scope3lib.broker import parse_mqtt_url
 from scope3lib.config import Settings
+from scope3lib.meters.broker import parse_mqtt_url
 
 from .logs import configure
 from .service import IngestService

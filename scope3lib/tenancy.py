@@ -23,14 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from . import schema
 from .db import with_credentials
-from .errors import (
-    DuplicateTenant,
-    DuplicateUser,
-    InvalidArgument,
-    PlanLimitExceeded,
-    Scope3Error,
-    UnknownTenant,
-)
+from .errors import DuplicateTenant, DuplicateUser, InvalidArgument, PlanLimitExceeded, Scope3Error, UnknownTenant
 from .hub import settings as hub_settings
 from .models import Membership, Plan, Role, Tenant, User
 

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from scope3lib import db, schema, tenancy
-from scope3lib.broker import (
+from scope3lib.meters.broker import (
     INGEST_ACCOUNT,
     EmbeddedBroker,
     MosquittoFiles,

@@ -21,8 +21,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.engine import Engine
 
 from ingest_service import IngestService
-from scope3lib import devices
-from scope3lib.broker import MosquittoFiles, free_port, port_open
+from scope3lib.meters import devices
+from scope3lib.meters.broker import MosquittoFiles, free_port, port_open
 from scope3lib.tenancy import TenantCredentials
 from tests.conftest import SCOPE3, SecureMosquitto, _mosquitto_bin, scope3_env
 

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scope3lib import quality, uncertainty
-from scope3lib.calculation import INPUT_COLUMNS, calculate
+from scope3lib.accounting import quality, uncertainty
+from scope3lib.accounting.calculation import INPUT_COLUMNS, calculate
 from scope3lib.categories import Method
 from scope3lib.errors import InvalidArgument
 from scope3lib.factors.store import builtin_factor_table

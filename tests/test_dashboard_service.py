@@ -61,7 +61,7 @@ def test_request_info_socket_is_the_waiting_kernels_alone() -> None:
     from tornado.websocket import websocket_connect
     from voila.request_info_handler import RequestInfoSocketHandler
 
-    from scope3lib.broker import free_port
+    from scope3lib.meters.broker import free_port
 
     async def scenario() -> None:
         port = free_port()

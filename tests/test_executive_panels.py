@@ -18,8 +18,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from scope3lib import db, demo, estimates, hotspots, ledger_log, reports, scenarios, schema, tenancy
-from scope3lib.executive import HOTSPOT_MIN_SUPPLIERS, ExecutiveDashboard, Panel
+from scope3lib import db, demo, scenarios, schema, tenancy
+from scope3lib.ledger import log as ledger_log
+from scope3lib.ml import estimates, hotspots
+from scope3lib.reporting import runs as reports
+from scope3lib.reporting.executive import HOTSPOT_MIN_SUPPLIERS, ExecutiveDashboard, Panel
 from scope3lib.tenancy import TenantCredentials
 
 pytestmark = pytest.mark.db
@@ -178,14 +181,14 @@ def test_a_tenant_without_data_then_with_too_few_suppliers(engine: Engine, data_
 
 def test_a_failing_panel_says_why_in_one_line_and_the_others_still_show(
         engine: Engine, bare: TenantCredentials, caplog: pytest.LogCaptureFixture) -> None:
-    with without_grant(engine, "scenarios"), caplog.at_level(logging.ERROR, "scope3lib.executive"):
+    with without_grant(engine, "scenarios"), caplog.at_level(logging.ERROR, "scope3lib.reporting.executive"):
         panels = panels_of(bare.database_url_readonly)
     scen = panels["scenarios"]
     assert scen.state == "unavailable"
     assert re.search(r"<p [^>]*>panel unavailable: permission denied for table scenarios</p>$", scen.html())
     assert [panels[k].state for k in KEYS[:3]] == ["ok", "empty", "empty"]
     assert "Traceback" not in "".join(p.html() for p in panels.values())
-    logged = [r for r in caplog.records if r.name == "scope3lib.executive"]
+    logged = [r for r in caplog.records if r.name == "scope3lib.reporting.executive"]
     assert len(logged) == 1 and logged[0].exc_info is not None and "'scenarios'" in logged[0].getMessage()
 
 

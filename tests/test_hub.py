@@ -21,11 +21,11 @@ from sqlalchemy.engine import Engine
 from traitlets.config import Config
 
 from scope3lib import demo, tenancy
-from scope3lib.broker import free_port
 from scope3lib.errors import ConfigurationError
 from scope3lib.hub import config as hub_config
 from scope3lib.hub import settings as hub_settings
 from scope3lib.hub.spawner import system_username
+from scope3lib.meters.broker import free_port
 from tests.conftest import SCOPE3, scope3_env
 from tests.hub_client import HubClient, Kernel, kernel_id_in_page, wait_until
 

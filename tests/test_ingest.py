@@ -19,8 +19,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.engine import Engine
 
 from ingest_service import IngestService
-from scope3lib import devices
-from scope3lib.broker import MqttParams
+from scope3lib.meters import devices
+from scope3lib.meters.broker import MqttParams
 from scope3lib.tenancy import TenantCredentials
 from tests.conftest import SCOPE3, scope3_env
 

@@ -28,8 +28,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.engine import Engine
 
 from ingest_service import IngestService
-from scope3lib import db, devices, schema, tenancy
-from scope3lib.broker import MqttParams
+from scope3lib import db, schema, tenancy
+from scope3lib.meters import devices
+from scope3lib.meters.broker import MqttParams
 from scope3lib.tenancy import TenantCredentials
 from tests.conftest import REPO, SecureMosquitto
 

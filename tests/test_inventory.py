@@ -13,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from scope3lib import db, demo, inventory, tenancy, uncertainty
-from scope3lib.calculation import INPUT_COLUMNS
+from scope3lib import db, demo, tenancy
+from scope3lib.accounting import inventory, uncertainty
+from scope3lib.accounting.calculation import INPUT_COLUMNS
 from scope3lib.categories import CATEGORIES, Method
 from scope3lib.errors import ActivityImportError, PeriodError
 from scope3lib.factors import builtin_factors, store

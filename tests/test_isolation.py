@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from scope3lib import devices, schema
+from scope3lib import schema
+from scope3lib.meters import devices
 from scope3lib.tenancy import TenantCredentials, add_user
 
 pytestmark = pytest.mark.db

@@ -26,10 +26,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg.rows import dict_row
 from sqlalchemy.engine import Engine
 
-from scope3lib import db, ledger, ledger_log, tenancy
+from scope3lib import db, ledger, tenancy
 from scope3lib.cli import main
 from scope3lib.errors import LedgerError, LedgerInconsistent, UnknownTenant
-from scope3lib.ledger_log import Kind
+from scope3lib.ledger import log as ledger_log
+from scope3lib.ledger.log import Kind
 from scope3lib.tenancy import TenantCredentials
 from tests.conftest import SCOPE3, scope3_env
 
@@ -337,7 +338,7 @@ def test_checkpoint_prove_and_audit_offline(engine: Engine, database_url: str, d
     assert proc.stdout.startswith(f"OK: entry {ids[4]} (create") and "at tree size 11" in proc.stdout
     probe = ("import sys; from scope3lib.cli import main\ncode = None\n"
              "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
-             "print('MODULES', 'psycopg' in sys.modules, 'scope3lib.ledger_log' in sys.modules, code)")
+             "print('MODULES', 'psycopg' in sys.modules, 'scope3lib.ledger.log' in sys.modules, code)")
     proc = subprocess.run([sys.executable, "-c", probe, "ledger", "audit", *map(str, files), "--public-key", vkey],
                           capture_output=True, text=True, timeout=60, env=scope3_env(NOWHERE, tmp_path))
     assert proc.stdout.startswith("OK: entry"), proc.stdout + proc.stderr

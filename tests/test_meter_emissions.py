@@ -14,8 +14,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from scope3lib import db, devices, meter_emissions
+from scope3lib import db
 from scope3lib.factors import builtin_factors
+from scope3lib.meters import devices
+from scope3lib.meters import rollup as meter_emissions
 from scope3lib.tenancy import TenantCredentials
 from tests.conftest import SCOPE3, scope3_env
 

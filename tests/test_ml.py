@@ -13,10 +13,13 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
-from scope3lib import db, demo, estimates, hotspots, meter_anomalies, models_registry, tenancy
+from scope3lib import db, demo, tenancy
 from scope3lib.cli import main
+from scope3lib.demo.synthetic import demo_data, synthetic_suppliers
 from scope3lib.errors import ModelNotFound, Scope3Error, TooFewReportingSuppliers, UnknownSector
-from scope3lib.synthetic_suppliers import demo_data, synthetic_suppliers
+from scope3lib.ml import anomalies as meter_anomalies
+from scope3lib.ml import estimates, hotspots
+from scope3lib.ml import registry as models_registry
 from tests.conftest import SCOPE3, scope3_env
 
 

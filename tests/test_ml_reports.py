@@ -20,9 +20,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from scope3lib import db, demo, estimates, models_registry, reports, tenancy
+from scope3lib import db, demo, tenancy
+from scope3lib.demo.synthetic import demo_data, synthetic_suppliers
 from scope3lib.errors import ConfigurationError
-from scope3lib.synthetic_suppliers import demo_data, synthetic_suppliers
+from scope3lib.ml import estimates
+from scope3lib.ml import registry as models_registry
+from scope3lib.reporting import runs as reports
 
 pytestmark = pytest.mark.db
 

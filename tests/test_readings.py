@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from scope3lib.errors import InvalidReading
-from scope3lib.readings import parse_payload, parse_topic
+from scope3lib.meters.contract import parse_payload, parse_topic
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 

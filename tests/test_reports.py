@@ -12,8 +12,9 @@ import pytest
 import yaml
 from sqlalchemy.engine import Engine
 
-from scope3lib import db, reports
+from scope3lib import db
 from scope3lib.errors import ConfigurationError
+from scope3lib.reporting import runs as reports
 from scope3lib.tenancy import TenantCredentials
 from tests.conftest import SCOPE3, scope3_env
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from scope3lib import db, scenarios, tenancy
 from scope3lib.errors import InvalidLever, ScenarioError
-from scope3lib.meter_emissions import grid_factor
+from scope3lib.meters.rollup import grid_factor
 
 from .conftest import SCOPE3, scope3_env
 

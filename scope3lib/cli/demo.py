@@ -12,11 +12,12 @@ import click
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from .. import db, reports, schema, tenancy
-from ..broker import port_open
+from .. import db, schema, tenancy
 from ..config import Settings
 from ..hub import settings as hub_settings
-from ..meters import MeterSimulator
+from ..meters.broker import port_open
+from ..meters.simulator import MeterSimulator
+from ..reporting import runs as reports
 from . import admin_engine as _engine
 from . import main
 from .hub import hub_env

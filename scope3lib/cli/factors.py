@@ -71,7 +71,7 @@ def calc(ctx: click.Context, input_path: str, out_path: str) -> None:
 
     Exit code 1 when any row was refused (the output is written either way).
     """
-    from ..calculation import calculate, read_activity_file
+    from ..accounting.calculation import calculate, read_activity_file
 
     engine = _engine(ctx)
     store.ensure_builtin(engine)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import click
 
-from .. import db, reports
+from .. import db
 from ..config import Settings
 from ..hub import settings as hub_settings
 from ..hub.spawner import ensure_system_user, ensure_traversable, system_username
+from ..reporting import runs as reports
 from . import main
 
 HUB_CONFIG_FILE = Path(__file__).resolve().parents[2] / "hub_config" / "jupyterhub_config.py"
@@ -26,7 +27,7 @@ def hub_group() -> None:
 def prepare(settings: Settings, slug: str) -> hub_settings.HubSettings:
     """Validate the tenant's hub settings and get the machine ready to run its hub."""
     from ..hub import config as hub_config  # jupyter_server: seconds to import, so only when needed
-    from ..models_registry import registry_dir
+    from ..ml.registry import registry_dir
 
     s = hub_settings.load(settings.data_dir, slug)
     s.state_dir.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import click
 import sqlalchemy as sa
 
-from .. import db, inventory, tenancy
+from .. import db, tenancy
+from ..accounting import inventory
 from ..errors import ActivityImportError
 from . import main
 

@@ -1,7 +1,7 @@
 """Ledger commands: checkpoints, proofs, verification, and the offline audit.
 
 ``audit`` and ``audit-consistency`` never touch the database: they read files and a public key, and
-this module imports the database half of the ledger (``scope3lib.ledger_log``) only inside the
+this module imports the database half of the ledger (``scope3lib.ledger.log``) only inside the
 commands that need it.
 """
 
@@ -43,7 +43,7 @@ def ledger_checkpoint(ctx: click.Context, slug: str, out: Path | None) -> None:
     The key is generated on first use in DATA_DIR/tenants/SLUG/ledger_ed25519.pem (mode 0600).
     Refused when the log no longer matches what was recorded.
     """
-    from .. import ledger_log
+    from ..ledger import log as ledger_log
 
     settings: Settings = ctx.obj
     signed = ledger_log.checkpoint(_engine(ctx), settings.data_dir, slug)
@@ -59,7 +59,7 @@ def ledger_checkpoint(ctx: click.Context, slug: str, out: Path | None) -> None:
 @click.pass_context
 def ledger_public_key(ctx: click.Context, slug: str, fmt: str) -> None:
     """Print tenant SLUG's checkpoint-signing public key, for auditors to pin."""
-    from .. import ledger_log
+    from ..ledger import log as ledger_log
 
     settings: Settings = ctx.obj
     key = ledger_log.public_key(_engine(ctx), settings.data_dir, slug)
@@ -79,7 +79,7 @@ def ledger_public_key(ctx: click.Context, slug: str, fmt: str) -> None:
 @click.pass_context
 def ledger_prove(ctx: click.Context, slug: str, entry_id: int, leaf_index: int | None, out: Path | None) -> None:
     """Write the files that prove entry ENTRY_ID's last change is in SLUG's latest signed checkpoint."""
-    from .. import ledger_log
+    from ..ledger import log as ledger_log
 
     bundle = ledger_log.prove(_engine(ctx), slug, entry_id, leaf_index)
     for path in bundle.write(out or Path(f"ledger-{slug}-entry-{entry_id}")):
@@ -95,7 +95,7 @@ def ledger_prove(ctx: click.Context, slug: str, entry_id: int, leaf_index: int |
 @click.pass_context
 def ledger_prove_consistency(ctx: click.Context, slug: str, old_size: int, out: Path | None) -> None:
     """Prove that SLUG's latest checkpoint extends its checkpoint of OLD_SIZE leaves (nothing rewritten)."""
-    from .. import ledger_log
+    from ..ledger import log as ledger_log
 
     bundle = ledger_log.prove_consistency(_engine(ctx), slug, old_size)
     for path in bundle.write(out or Path(f"ledger-{slug}-consistency-{old_size}")):
@@ -108,7 +108,7 @@ def ledger_prove_consistency(ctx: click.Context, slug: str, old_size: int, out: 
 @click.pass_context
 def ledger_verify(ctx: click.Context, slug: str, as_json: bool) -> None:
     """Recompute SLUG's whole log against its entries and signed checkpoints; exit 1 on any discrepancy."""
-    from .. import ledger_log
+    from ..ledger import log as ledger_log
 
     report = ledger_log.verify(_engine(ctx), slug)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())

@@ -14,8 +14,12 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 
-from .. import devices, meter_emissions, tenancy
-from ..broker import (
+from .. import tenancy
+from ..config import Settings
+from ..errors import ConfigurationError
+from ..meters import devices
+from ..meters import rollup as meter_emissions
+from ..meters.broker import (
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_MAX_QUEUED_BYTES,
     EmbeddedBroker,
@@ -26,9 +30,7 @@ from ..broker import (
     port_open,
     write_broker_config,
 )
-from ..config import Settings
-from ..errors import ConfigurationError
-from ..meters import MeterSimulator, SimulatedMeter, make_meters
+from ..meters.simulator import MeterSimulator, SimulatedMeter, make_meters
 from . import admin_engine as _engine
 from . import echo_json, main
 

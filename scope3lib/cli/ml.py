@@ -48,7 +48,7 @@ def _table(df: pd.DataFrame, as_json: bool) -> None:
 @click.pass_context
 def ml_train(ctx: click.Context, slug: str, seed: int) -> None:
     """Train on SLUG's reporting suppliers and store the model as the next version."""
-    from .. import estimates
+    from ..ml import estimates
 
     est = estimates.train_tenant(_tenant_engine(ctx.obj, slug), ctx.obj.data_dir, slug, seed=seed)
     m = est.metrics
@@ -66,7 +66,7 @@ def ml_train(ctx: click.Context, slug: str, seed: int) -> None:
 @click.pass_context
 def ml_predict(ctx: click.Context, slug: str, version: str | None, dry_run: bool, as_json: bool) -> None:
     """Estimate SLUG's non-reporting suppliers and store the estimates on their spend-based entries."""
-    from .. import estimates
+    from ..ml import estimates
 
     out = estimates.predict_tenant(_tenant_engine(ctx.obj, slug), ctx.obj.data_dir, slug, version=version,
                                    write=not dry_run)
@@ -90,7 +90,8 @@ def ml_predict(ctx: click.Context, slug: str, version: str | None, dry_run: bool
 @click.pass_context
 def ml_report(ctx: click.Context, slug: str, version: str | None, as_json: bool) -> None:
     """The model's out-of-fold metrics against the EEIO baseline, and the stored versions."""
-    from .. import estimates, models_registry
+    from ..ml import estimates
+    from ..ml import registry as models_registry
 
     rep = estimates.report_tenant(ctx.obj.data_dir, slug, version)
     if as_json:
@@ -109,7 +110,7 @@ def ml_report(ctx: click.Context, slug: str, version: str | None, as_json: bool)
 @click.pass_context
 def ml_hotspots(ctx: click.Context, slug: str, limit: int, as_json: bool) -> None:
     """Suppliers out of line with their sector, largest emissions at stake first."""
-    from .. import hotspots
+    from ..ml import hotspots
 
     h = hotspots.tenant_hotspots(_tenant_engine(ctx.obj, slug)).head(limit)
     _table(h if as_json else h[["name", "kg_at_stake", "explanation"]], as_json)
@@ -121,7 +122,7 @@ def ml_hotspots(ctx: click.Context, slug: str, limit: int, as_json: bool) -> Non
 @click.pass_context
 def ml_anomalies(ctx: click.Context, slug: str, as_json: bool) -> None:
     """Meter gaps, stuck values, spikes and drifts of SLUG's devices."""
-    from .. import meter_anomalies
+    from ..ml import anomalies as meter_anomalies
 
     f = meter_anomalies.findings(meter_anomalies.device_readings(_tenant_engine(ctx.obj, slug)))
     _table(f.astype({"start": str, "end": str}) if as_json else f, as_json)

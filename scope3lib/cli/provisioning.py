@@ -6,9 +6,10 @@ import sys
 
 import click
 
-from .. import db, devices, schema, tenancy
-from ..broker import MosquittoFiles
+from .. import db, schema, tenancy
 from ..config import Settings
+from ..meters import devices
+from ..meters.broker import MosquittoFiles
 from . import admin_engine as _engine
 from . import echo_json as _echo_json
 from . import main

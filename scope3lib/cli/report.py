@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
-from .. import db, reports, tenancy
+from .. import db, tenancy
 from ..config import Settings
+from ..reporting import runs as reports
 from . import main
 
 

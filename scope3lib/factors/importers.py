@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scope3lib.errors import FactorFileError
+from ..errors import FactorFileError
 
 __all__ = ["FACTOR_COLUMNS", "FactorDataset", "read_desnz", "read_epa_useeio"]
 

@@ -275,7 +275,7 @@ def list_factors(engine: Engine | Connection, source: str, version: str | None =
 def factor_table(engine: Engine | Connection) -> pd.DataFrame:
     """All stored factors with their dataset: source, version, factor_key, unit, region, year,
     kg_co2e_per_unit, and ``latest`` (True for the most recently imported version of each source).
-    This is what :func:`scope3lib.calculation.calculate` joins against."""
+    This is what :func:`scope3lib.accounting.calculation.calculate` joins against."""
     df = _read(
         engine,
         sa.text(

@@ -115,7 +115,7 @@ class PooledVoilaHandler(TornadoVoilaHandler):
     """Serves a page from a preheated kernel once it has started, waiting for one rather than starting a
     kernel of its own when the pool is momentarily empty (right after start, or under a burst of views).
 
-    The dashboard notebook stops at :func:`scope3lib.executive.wait_for_viewer` in a pool kernel, so the
+    The dashboard notebook stops at :func:`scope3lib.reporting.executive.wait_for_viewer` in a pool kernel, so the
     data is read for the viewer who takes it (the kernel may still be importing when taken). A pool
     kernel that failed to start or to run its first cell is discarded and replaced, never served.
     """

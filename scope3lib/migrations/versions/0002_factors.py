@@ -194,7 +194,7 @@ def _security() -> None:
                              closed.label, 'inserted, changed or deleted'
                            USING ERRCODE = 'check_violation',
                                  HINT = 'apply a new factor dataset with an explicit recalculation '
-                                        '(scope3lib.inventory.recalculate)';
+                                        '(scope3lib.accounting.inventory.recalculate)';
                    END IF;
                END LOOP;
                IF TG_OP = 'DELETE' THEN

@@ -5,7 +5,7 @@ Revises: 0002
 Create Date: 2026-11-26
 
 * ``uq_emission_entries_device_day``: at most one ``iot`` entry per tenant, device and day, so the
-  daily rollup (``scope3lib.meter_emissions``) upserts and re-running it never double counts.
+  daily rollup (``scope3lib.meters.rollup``) upserts and re-running it never double counts.
 * ``devices.revoked_at``: a removed device whose readings already fed emission entries is kept
   (the inventory must stay reproducible) but loses its broker account at once; the ingest service
   refuses its messages.

@@ -33,7 +33,7 @@ depends_on: str | Sequence[str] | None = None
 LEDGER_TABLES = ("ledger_heads", "ledger_leaves", "ledger_keys", "ledger_checkpoints")
 
 # The settings the canonical form depends on (to_json of timestamptz follows TimeZone, float8's text
-# follows extra_float_digits, ...). Pinned on the trigger function; scope3lib.ledger_log.SESSION_SETTINGS
+# follows extra_float_digits, ...). Pinned on the trigger function; scope3lib.ledger.log.SESSION_SETTINGS
 # sets the same for verification, and a test checks the two agree.
 _CANONICAL_SETTINGS = (
     "SET TimeZone = 'UTC' SET extra_float_digits = 1 SET DateStyle = 'ISO, YMD' "

@@ -3,7 +3,7 @@
 Nothing here touches the database: ``scope3 ledger audit`` imports only this module, so an auditor
 verifies a proof offline with the checkpoint, the proof, the entry file and the tenant's public key.
 The database half (the append trigger, checkpoints, proofs and verification of a tenant's log) is
-:mod:`scope3lib.ledger_log`.
+:mod:`scope3lib.ledger.log`.
 
 Formats, each chosen so that an auditor can check it with public tools:
 
@@ -38,7 +38,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .errors import InvalidCheckpoint, InvalidProof
+from ..errors import InvalidCheckpoint, InvalidProof
 
 HASH_SIZE = 32  # bytes of a SHA-256 digest
 #: MTH({}) of RFC 6962: the hash of the empty string.

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .demo import COUNTRIES, SECTORS, DemoData
-from .factors import builtin_factors
+from ..factors import builtin_factors
+from .data import COUNTRIES, SECTORS, DemoData
 
 # Log-effect of the supplier's grid (assumption of the generator; ordering after grid carbon intensity).
 GRID_TERM: dict[str, float] = {

@@ -22,10 +22,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .errors import Scope3Error
-from .factors import builtin_factors
-from .models import Device, EmissionEntry, Supplier
-from .tenancy import tenant_id
+from ..errors import Scope3Error
+from ..factors import builtin_factors
+from ..models import Device, EmissionEntry, Supplier
+from ..tenancy import tenant_id
 
 # NAICS sector -> (GHG Protocol category the purchases fall under, relative number of suppliers).
 SECTORS: dict[str, tuple[int, float]] = {
@@ -186,7 +186,7 @@ def load(engine: Engine, slug: str, data: DemoData) -> None:
         ids = dict(conn.execute(sa.select(Supplier.name, Supplier.id).where(Supplier.tenant_id == tid)).all())
         entries = data.entries.assign(tenant_id=tid, supplier_id=data.entries["supplier"].map(ids))
         conn.execute(sa.insert(EmissionEntry), _records(entries.drop(columns=["supplier"])))
-        from .devices import mosquitto_hash  # devices imports tenancy; keep the import local
+        from ..meters.devices import mosquitto_hash  # devices imports tenancy; keep the import local
 
         devices = data.devices.assign(
             tenant_id=tid,

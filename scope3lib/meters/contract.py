@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from .errors import InvalidReading
+from ..errors import InvalidReading
 
 MAX_BATCH = 10_000
 # A single interval reading above 10 GWh is not a meter reading.

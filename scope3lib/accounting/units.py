@@ -3,7 +3,7 @@
 Factor units are written the way the factor importers write them (``kWh``, ``tonne.km``,
 ``passenger.km``, ``room.night``, ``litre``, ``m3``...); activity data may use any compatible unit
 (``MWh``, ``t.km``, ``passenger.mile``, ``gallon``...). Money units (``USD_2022``) are not physical
-and are handled by :mod:`scope3lib.currency`.
+and are handled by :mod:`scope3lib.accounting.currency`.
 
 Conversion factors are computed once per distinct (from, to) pair, so converting a million rows
 costs a handful of pint calls.

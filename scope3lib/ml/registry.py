@@ -19,9 +19,9 @@ from typing import Any
 import pandas as pd
 import skops.io as sio
 
-from .errors import ModelNotFound, Scope3Error
+from ..errors import ModelNotFound, Scope3Error
+from ..tenancy import tenant_dir
 from .estimates import Estimator, eeio_factors
-from .tenancy import tenant_dir
 
 KIND = "supplier-intensity"
 # Only these modules may appear in a model file; anything else is refused before it is loaded.

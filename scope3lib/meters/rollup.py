@@ -33,9 +33,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .categories import DataSource, Method
-from .factors import builtin_factors
-from .tenancy import tenant_id
+from ..categories import DataSource, Method
+from ..factors import builtin_factors
+from ..tenancy import tenant_id
 
 # Datasets of location-based grid factors (kg CO2e per kWh) in the built-in set, most specific first:
 # US EPA eGRID by subregion, UK DESNZ, Ember/OWID by country.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .categories import DataSource, Method
+from ..categories import DataSource, Method
 
 INDICATORS: tuple[str, ...] = ("reliability", "completeness", "temporal", "geographical", "technological")
 

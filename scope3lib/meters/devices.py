@@ -4,7 +4,7 @@ Topic ``scope3/<tenant>/<device>/readings`` (DESIGN.md decision 5). Each device 
 username and password; the password is stored only as a hash in Mosquitto's own PBKDF2-SHA512
 format (``$7$``), so the broker's password file can always be written from the database.
 
-Given the production Mosquitto's files (``broker=``, see :class:`scope3lib.broker.MosquittoFiles`),
+Given the production Mosquitto's files (``broker=``, see :class:`scope3lib.meters.broker.MosquittoFiles`),
 adding, re-keying and removing a device rewrite the broker's password file and ACL and reload it at
 once, so a removed device cannot connect any more.
 """
@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .errors import DuplicateDevice, InvalidArgument, UnknownDevice, UnknownSupplier
-from .models import Device, Supplier
-from .tenancy import check_limit, tenant_id
+from ..errors import DuplicateDevice, InvalidArgument, UnknownDevice, UnknownSupplier
+from ..models import Device, Supplier
+from ..tenancy import check_limit, tenant_id
 
 if TYPE_CHECKING:
     from .broker import MosquittoFiles

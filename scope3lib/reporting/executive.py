@@ -29,11 +29,12 @@ import plotly.graph_objects as go
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import charts, inventory
-from .categories import CATEGORIES, category_label
-from .errors import ScenarioError, Scope3Error
-from .meter_emissions import device_status
-from .tenancy import connected_tenant
+from ..accounting import inventory
+from ..categories import CATEGORIES, category_label
+from ..errors import ScenarioError, Scope3Error
+from ..meters.rollup import device_status
+from ..tenancy import connected_tenant
+from . import charts
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +158,9 @@ def _code(text: str) -> str:
 
 def hotspots_panel(engine: Engine, shown: int = HOTSPOTS_SHOWN) -> Panel:
     """Suppliers out of line with their sector peers, largest emissions at stake first (whole inventory;
-    :func:`scope3lib.hotspots.tenant_hotspots`). Empty when fewer than :data:`HOTSPOT_MIN_SUPPLIERS`
+    :func:`scope3lib.ml.hotspots.tenant_hotspots`). Empty when fewer than :data:`HOTSPOT_MIN_SUPPLIERS`
     suppliers have both spend and emissions to compare."""
-    from .hotspots import comparable, hotspots, tenant_intensities
+    from ..ml.hotspots import comparable, hotspots, tenant_intensities
 
     title = TITLES["hotspots"]
     suppliers = tenant_intensities(engine)
@@ -227,9 +228,9 @@ def _status(colour: str, text: str) -> str:
 
 
 def verification_panel(engine: Engine) -> Panel:
-    """The tamper-evident ledger checked now (:func:`scope3lib.ledger_log.verify`): verified share of the
+    """The tamper-evident ledger checked now (:func:`scope3lib.ledger.log.verify`): verified share of the
     entries, the last checkpoint, and every discrepancy, under a green, amber or red status line."""
-    from .ledger_log import verify
+    from ..ledger.log import verify
 
     report = verify(engine)
     cp = report.last_checkpoint
@@ -276,7 +277,7 @@ def scenarios_panel(engine: Engine) -> Panel:
     Each scenario runs on its own: one the inventory no longer supports (a lever naming a supplier that is
     gone) is named with the reason instead of hiding the others; when none runs the panel raises.
     """
-    from . import scenarios
+    from .. import scenarios
 
     title = TITLES["scenarios"]
     stored = scenarios.list_scenarios(engine)
@@ -365,7 +366,9 @@ def wait_for_viewer() -> None:
     # What the panels import lazily (scikit-learn for hotspots, the ledger, scenarios): ahead of the viewer too.
     import ipywidgets  # noqa: F401
 
-    from . import hotspots, ledger_log, scenarios  # noqa: F401
+    from .. import scenarios  # noqa: F401
+    from ..ledger import log as ledger_log  # noqa: F401
+    from ..ml import hotspots  # noqa: F401
 
     wait_for_request()
 

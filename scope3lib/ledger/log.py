@@ -33,9 +33,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.engine import Connection, Engine
 
-from . import schema, tenancy
-from .errors import InvalidCheckpoint, LedgerError, LedgerInconsistent, UnknownTenant
-from .ledger import (
+from .. import schema, tenancy
+from ..errors import InvalidCheckpoint, LedgerError, LedgerInconsistent, UnknownTenant
+from .merkle import (
     Checkpoint,
     ConsistencyProof,
     InclusionProof,

@@ -95,7 +95,7 @@ def hotspots(suppliers: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
 
 
 def tenant_intensities(engine: Engine | Connection) -> pd.DataFrame:
-    """The tenant's suppliers (:func:`scope3lib.estimates.tenant_suppliers`) with ``intensity`` their
+    """The tenant's suppliers (:func:`scope3lib.ml.estimates.tenant_suppliers`) with ``intensity`` their
     emissions over their spend (supplier-specific, ML-estimated or EEIO entries alike)."""
     from .estimates import tenant_suppliers
 

@@ -4,7 +4,7 @@ One call calculates every row; a row that cannot be calculated is refused *by it
 reason in its ``error`` column, and never stops the others. Methods:
 
 - ``spend_based``: spend, converted to the factor's currency and price year (exchange rate of the
-  spend's year, then the US CPI-U; :mod:`scope3lib.currency`), times an EEIO factor (kg CO2e per
+  spend's year, then the US CPI-U; :mod:`scope3lib.accounting.currency`), times an EEIO factor (kg CO2e per
   ``USD_2022``).
 - ``average_data``: activity quantity in any unit pint can convert to the factor's unit, times the
   factor (kWh, litre, tonne, m3, room.night...).
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..categories import CATEGORIES, DataSource, Method
+from ..errors import InvalidArgument
 from . import currency, quality, units
-from .categories import CATEGORIES, DataSource, Method
-from .errors import InvalidArgument
 
 #: The columns of an activity file, in order.
 INPUT_COLUMNS: tuple[str, ...] = (
@@ -335,7 +335,7 @@ def calculate(rows: pd.DataFrame, factors: pd.DataFrame, *, versions: Mapping[st
             np.array([cur.values[c // 10_000 - 1] if c // 10_000 else "" for c in uniq_cy.tolist()], dtype=object),
             np.array([c % 10_000 or np.nan for c in uniq_cy.tolist()], dtype="float64"))[cy_index]
         errors.refuse(monetary & np.isnan(usd_rate), lambda w: [
-            f"no {c} exchange rate for {int(y)} in the cited table (scope3lib.currency.EXCHANGE_RATES); "
+            f"no {c} exchange rate for {int(y)} in the cited table (scope3lib.accounting.currency.EXCHANGE_RATES); "
             "the row cannot be converted" for c, y in zip(code_text[w], spend_year[w], strict=True)])
         same = (f_cur == code_text) & (f_price_year == spend_year)
         usd_factor = (f_cur == "USD")

@@ -1,6 +1,6 @@
 """Plotly figures of the inventory, shared by the dashboard, the reports and analysts' notebooks.
 
-Each function takes the DataFrames of :mod:`scope3lib.inventory` (or of the meter functions) and
+Each function takes the DataFrames of :mod:`scope3lib.accounting.inventory` (or of the meter functions) and
 returns a ``plotly.graph_objects.Figure``; none queries the database.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from .categories import category_label
+from ..categories import category_label
 
 # One colour per data source, the same everywhere; ML estimates stand out from measured data.
 SOURCE_COLOURS = {"manual": "#1f77b4", "import": "#7f7f7f", "iot": "#2ca02c", "ml": "#ff7f0e"}
@@ -85,7 +85,7 @@ SOURCE_LABELS = {"manual": "supplier data", "iot": "metered", "import": "spend-b
 
 
 def source_mix(shares: pd.DataFrame, title: str = "Share of emissions by data source (%)") -> go.Figure:
-    """Stacked 100% bars, one per row of ``shares`` (``scope3lib.inventory.source_shares``: a ``label`` and a
+    """Stacked 100% bars, one per row of ``shares`` (``scope3lib.accounting.inventory.source_shares``: a ``label`` and a
     ``<source>_share`` column, 0-1, per data source), the first row on top; sources with no emissions are left
     out of the legend."""
     share_cols = [c for c in shares.columns if c.endswith("_share") and shares[c].fillna(0.0).gt(0).any()]

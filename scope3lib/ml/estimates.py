@@ -45,8 +45,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sqlalchemy.engine import Connection, Engine
 
-from .categories import DataSource, Method
-from .errors import (
+from ..categories import DataSource, Method
+from ..errors import (
     ConfigurationError,
     EstimatorError,
     InvalidArgument,
@@ -54,7 +54,7 @@ from .errors import (
     TooFewReportingSuppliers,
     UnknownSector,
 )
-from .factors import builtin_factors
+from ..factors import builtin_factors
 
 MIN_REPORTING = 30  # below this, 5-fold CV leaves too few suppliers per fold to calibrate an interval
 ALPHA = 0.10  # 90 % intervals
@@ -76,7 +76,7 @@ def eeio_factors(engine: Engine | Connection | None = None) -> pd.Series:
     if engine is None:
         df = builtin_factors(EEIO_SOURCE)
         return df.set_index("factor_key")["kg_co2e_per_unit"].astype(float)
-    from .factors.store import factor_table
+    from ..factors.store import factor_table
 
     t = factor_table(engine)
     t = t[(t["source"] == EEIO_SOURCE) & t["latest"]]
@@ -266,7 +266,7 @@ def tenant_suppliers(engine: Engine | Connection) -> pd.DataFrame:
     supplier has none), category (the category most of its emissions fall in), kg_co2e, spend_usd,
     intensity (kg CO2e per USD from its supplier-specific entries; NaN when it does not report), reports.
     """
-    from .inventory import _read, entries
+    from ..accounting.inventory import _read, entries
 
     sup = _read(engine, "SELECT id AS supplier_id, name, naics_code, country, region, annual_spend, spend_currency "
                         "FROM suppliers ORDER BY id")
@@ -339,7 +339,7 @@ def write_estimates(engine: Engine, predictions: pd.DataFrame) -> int:
 
 def estimated_share(engine: Engine | Connection) -> pd.DataFrame:
     """For dashboards: per category, kg CO2e in total, from ML estimates, and their share (0-1)."""
-    from .inventory import entries, source_shares
+    from ..accounting.inventory import entries, source_shares
 
     return source_shares(entries(engine)).drop(index=0)[["kg_co2e", "ml_kg_co2e", "ml_share"]]
 
@@ -368,7 +368,7 @@ def _tenant_eeio(engine: Engine | Connection) -> pd.Series:
 def train_tenant(engine: Engine, data_dir: Path, slug: str, *, seed: int = 0) -> Estimator:
     """Train on the tenant's reporting suppliers and store the model as the next version (engine: the
     tenant's own). Raises :class:`TooFewReportingSuppliers` / :class:`UnknownSector`; nothing is stored then."""
-    from . import models_registry
+    from . import registry as models_registry
 
     eeio = _tenant_eeio(engine)
     sup = tenant_suppliers(engine)
@@ -388,7 +388,7 @@ def predict_tenant(engine: Engine, data_dir: Path, slug: str, *, version: str | 
     there is no model or the model did not beat EEIO out of fold; suppliers without an EEIO sector are
     listed in ``unknown_sectors`` and left alone. A ``version`` that is not stored raises
     :class:`~scope3lib.errors.ModelNotFound`."""
-    from . import models_registry
+    from . import registry as models_registry
 
     eeio = _tenant_eeio(engine)
     sup = tenant_suppliers(engine)
@@ -417,7 +417,7 @@ def predict_tenant(engine: Engine, data_dir: Path, slug: str, *, version: str | 
 def report_tenant(data_dir: Path, slug: str, version: str | None = None) -> pd.DataFrame:
     """The model's out-of-fold metrics against the EEIO baseline: rows ``model`` and ``eeio``, columns
     mape_pct, r2_log, coverage (of the 90 % interval), suppliers, and the model version."""
-    from . import models_registry
+    from . import registry as models_registry
 
     m = models_registry.load(data_dir, slug, version).metrics
     est_version = version or models_registry.versions(data_dir, slug)["version"].iloc[-1]
@@ -432,15 +432,15 @@ def report_tenant(data_dir: Path, slug: str, version: str | None = None) -> pd.D
 
 
 def tenant_models(engine: Engine | Connection) -> tuple[Path, str]:
-    """Where the connected tenant keeps its models: ``(data_dir, slug)`` for :mod:`scope3lib.models_registry`.
+    """Where the connected tenant keeps its models: ``(data_dir, slug)`` for :mod:`scope3lib.ml.registry`.
 
     The slug is read from the database (the tenant of the connected role), so a notebook reaches its own
     tenant's registry folder only; the data directory is ``SCOPE3_DATA_DIR`` (:class:`~scope3lib.config.Settings`),
     which the report runner gives report kernels next to the tenant's database URL. ``SCOPE3_TENANT``, when
     set, must name the same tenant.
     """
-    from .config import Settings
-    from .tenancy import connected_tenant
+    from ..config import Settings
+    from ..tenancy import connected_tenant
 
     slug = connected_tenant(engine)
     if slug is None:
@@ -479,7 +479,7 @@ def stored_estimates(engine: Engine | Connection) -> pd.DataFrame:
     kg CO2e per 2022 USD, 4 significant digits as stored), confidence (0-1), eeio_factor (the factor the
     estimate replaced), data_quality (worst of the entries, 4-5), entries, kg_co2e.
     """
-    from .inventory import entries
+    from ..accounting.inventory import entries
 
     e = entries(engine)
     ml = e[e["data_source"] == DataSource.ML.value]
@@ -531,7 +531,7 @@ class EstimatedInventory:
 
 def estimated_inventory(engine: Engine | Connection) -> EstimatedInventory:
     """The whole inventory's split between ML estimates, EEIO spend-based factors and the rest."""
-    from .inventory import entries
+    from ..accounting.inventory import entries
 
     e = entries(engine)
     ml = e["data_source"] == DataSource.ML.value
@@ -548,7 +548,7 @@ def describe_model(data_dir: Path, slug: str, version: str | None = None) -> str
     """The model in words (Markdown): version, when and on how many reporting suppliers it was trained, its
     out-of-fold MAPE and R² against the EEIO baseline, interval coverage, and whether estimates use it; or
     that there is none and what happens instead."""
-    from . import models_registry
+    from . import registry as models_registry
 
     folder = models_registry.registry_dir(data_dir, slug)
     try:
@@ -627,7 +627,7 @@ def batch_estimates(engine: Engine, data_dir: Path, slug: str, *, retrain: bool 
     :class:`~scope3lib.errors.ModelNotFound` for a ``version`` that is not stored and
     :class:`~scope3lib.errors.InvalidArgument` for ``retrain`` with a ``version`` (training makes a new one).
     """
-    from . import models_registry
+    from . import registry as models_registry
 
     if retrain and version:
         raise InvalidArgument(f"retrain trains a new model version, so it cannot also predict with {version!r}: "

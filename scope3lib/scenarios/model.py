@@ -44,10 +44,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy.engine import Connection, Engine
 
-from . import inventory
-from .categories import CATEGORIES, Method, category_label
-from .errors import InvalidLever, ScenarioError
-from .meter_emissions import grid_factor
+from ..accounting import inventory
+from ..categories import CATEGORIES, Method, category_label
+from ..errors import InvalidLever, ScenarioError
+from ..meters.rollup import grid_factor
 
 T_PER_KG = 1e-3
 
@@ -111,7 +111,7 @@ class RenewableElectricity(_Lever):
 
     ``annual_kwh`` is the electricity behind the tenant's purchases from them (kWh per year at base-year
     volume). Abated kg per year = annual_kwh × share × grid factor (location-based, kg CO2e/kWh, of the
-    region in the base year, :func:`scope3lib.meter_emissions.grid_factor`), capped at their emissions;
+    region in the base year, :func:`scope3lib.meters.rollup.grid_factor`), capped at their emissions;
     the premium costs annual_kwh × share × premium_per_kwh USD per year.
     """
 
@@ -370,7 +370,7 @@ BASELINE_COLUMNS = ("category", "supplier", "naics_code", "region", "specific", 
 def baseline_from_entries(entries: pd.DataFrame, suppliers: pd.DataFrame) -> pd.DataFrame:
     """Base-year inventory by category, supplier and data type (supplier-specific or not).
 
-    ``entries`` is :func:`scope3lib.inventory.entries` for the base year; ``suppliers`` has ``name``,
+    ``entries`` is :func:`scope3lib.accounting.inventory.entries` for the base year; ``suppliers`` has ``name``,
     ``naics_code`` and ``region``. Columns: :data:`BASELINE_COLUMNS` (kg CO2e, USD).
     """
     df = entries.assign(specific=entries["method"] == Method.SUPPLIER_SPECIFIC.value,
@@ -400,8 +400,8 @@ def baseline(engine: Engine | Connection, base_year: int) -> pd.DataFrame:
 
 def sector_factors(engine: Engine | Connection | None = None) -> pd.Series:
     """EPA USEEIO kg CO2e per 2022 USD by NAICS code: the latest stored version, else the built-in set."""
-    from .factors import builtin_factors
-    from .factors.store import factor_table
+    from ..factors import builtin_factors
+    from ..factors.store import factor_table
 
     df = pd.DataFrame()
     if engine is not None:
@@ -549,7 +549,7 @@ def _check_targets(i: int, lever: _Lever, base: pd.DataFrame, base_year: int) ->
     supplier = getattr(lever, "supplier", None)
     if supplier is not None and not (base["supplier"] == supplier).any():
         raise InvalidLever(f"{where}: no supplier named {supplier!r} in the {base_year} inventory "
-                           "(see scope3lib.inventory.by_supplier)")
+                           "(see scope3lib.accounting.inventory.by_supplier)")
     category = getattr(lever, "category", None)
     if category is not None and not (base["category"] == category).any():
         raise InvalidLever(f"{where}: category {category} has no emissions in {base_year}; choose one of "

@@ -29,11 +29,11 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.engine import Engine
 
-from .errors import ConfigurationError, Scope3Error
+from ..errors import ConfigurationError, Scope3Error
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SCHEDULES = REPO / "reports" / "schedules.yaml"
 DEFAULT_OUTPUT = REPO / "reports" / "output"
 
@@ -258,7 +258,7 @@ def run_report(engine: Engine, database_url: str, tenant: str, name: str, spec: 
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from .config import Settings
+    from ..config import Settings
 
     notebook = spec.notebook_path()
     params = validate_parameters(notebook, {**spec.parameters, **(parameters or {})})

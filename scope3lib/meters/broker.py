@@ -30,10 +30,10 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .config import Settings
+from ..config import Settings
+from ..errors import BrokerUnavailable, ConfigurationError
+from ..models import BrokerAccount, Device, Tenant
 from .devices import mosquitto_hash, mqtt_username, readings_topic
-from .errors import BrokerUnavailable, ConfigurationError
-from .models import BrokerAccount, Device, Tenant
 
 log = logging.getLogger(__name__)
 

@@ -156,7 +156,7 @@ def flag_readings(readings: pd.DataFrame) -> pd.DataFrame:
 
 def device_readings(engine: Engine | Connection, since: dt.datetime | None = None) -> pd.DataFrame:
     """The tenant's readings with their device key (row-level security keeps them to the tenant)."""
-    from .inventory import _read
+    from ..accounting.inventory import _read
 
     sql = ("SELECT d.device_key, r.ts, r.kwh FROM readings r JOIN devices d ON d.id = r.device_id"
            + (" WHERE r.ts >= :since" if since else "") + " ORDER BY d.device_key, r.ts")

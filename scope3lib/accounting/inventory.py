@@ -22,11 +22,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ..categories import CATEGORIES, DataSource, Method, category_label
+from ..errors import ActivityImportError, InvalidArgument, PeriodError, Scope3Error
+from ..factors.store import factor_table
 from . import currency, uncertainty
 from .calculation import calculate, read_activity_file
-from .categories import CATEGORIES, DataSource, Method, category_label
-from .errors import ActivityImportError, InvalidArgument, PeriodError, Scope3Error
-from .factors.store import factor_table
 from .quality import category_quality
 
 T_PER_KG = 1e-3
@@ -138,7 +138,7 @@ def summary(engine: Engine | Connection, start: dt.date | str | None = None, end
 
 def uncertainty_by_category(engine: Engine | Connection, start: dt.date | str | None = None,
                             end: dt.date | str | None = None, draws: int = 10_000, seed: int = 0) -> pd.DataFrame:
-    """Monte Carlo 95% interval per category and for the total (kg CO2e); see :mod:`scope3lib.uncertainty`."""
+    """Monte Carlo 95% interval per category and for the total (kg CO2e); see :mod:`.uncertainty`."""
     return uncertainty.monte_carlo(entries(engine, start, end), draws=draws, seed=seed)
 
 
@@ -187,7 +187,7 @@ def _period(conn: Connection, label: str) -> Any:
     row = conn.execute(sa.text("SELECT id, label, period_start, period_end, status, is_base_year FROM periods "
                                "WHERE label = :l"), {"l": label}).first()
     if row is None:
-        raise PeriodError(f"no period {label!r} (see scope3lib.inventory.periods)")
+        raise PeriodError(f"no period {label!r} (see scope3lib.accounting.inventory.periods)")
     return row
 
 
@@ -343,7 +343,7 @@ class ImportSummary:
 
 def import_activity(engine: Engine, rows: pd.DataFrame, *, source: str = "activity rows",
                     data_source: str = DataSource.IMPORT.value) -> ImportSummary:
-    """Calculate ``rows`` (the activity format of :mod:`scope3lib.calculation`) and add them to the
+    """Calculate ``rows`` (the activity format of :mod:`scope3lib.accounting.calculation`) and add them to the
     tenant's inventory, all or nothing.
 
     Every bad row is reported with its line (the header is line 1) and reason in one
@@ -454,7 +454,7 @@ def source_shares(frame: pd.DataFrame) -> pd.DataFrame:
 
     Index: category, with ``0`` first for the whole inventory. Columns: label, kg_co2e, ``<source>_share``
     for manual, iot, import and ml (and any other source found), ml_kg_co2e. The dashboard's "How much is
-    estimated" panel and :func:`scope3lib.estimates.estimated_share` are both this table.
+    estimated" panel and :func:`scope3lib.ml.estimates.estimated_share` are both this table.
     """
     sources = [s.value for s in DataSource]
     kg = frame.pivot_table(index="category", columns="data_source", values="kg_co2e", aggfunc="sum")

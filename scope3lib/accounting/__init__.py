@@ -1,0 +1,1 @@
+"""Carbon accounting: calculation methods, currencies and units, data quality, uncertainty, the inventory."""

@@ -1,0 +1,1 @@
+"""Smart meters: the MQTT contract, devices and their broker accounts, the daily rollup into emissions."""

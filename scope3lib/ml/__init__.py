@@ -1,0 +1,1 @@
+"""Machine learning: estimates for suppliers without their own data, hotspots, meter anomalies."""

@@ -1,0 +1,41 @@
+"""Reduction scenarios: levers applied to the base-year inventory, costed, against the target pathway."""
+
+from .model import (
+    BASELINE_COLUMNS,
+    LEVER_KINDS,
+    SBTI_1P5C_ANNUAL_RATE,
+    EnergyEfficiency,
+    Lever,
+    RenewableElectricity,
+    Scenario,
+    ScenarioResult,
+    SpendReduction,
+    SupplierEngagement,
+    SupplierSwitch,
+    TransportModeShift,
+    baseline,
+    baseline_from_entries,
+    comparison_figure,
+    cost_curve,
+    cost_curve_figure,
+    dashboard_figures,
+    delete,
+    from_yaml,
+    list_scenarios,
+    load,
+    parse,
+    project,
+    result_table,
+    run,
+    save,
+    sector_factors,
+    target_pathway,
+)
+
+__all__ = [
+    "BASELINE_COLUMNS", "LEVER_KINDS", "SBTI_1P5C_ANNUAL_RATE", "EnergyEfficiency", "Lever", "RenewableElectricity",
+    "Scenario", "ScenarioResult", "SpendReduction", "SupplierEngagement", "SupplierSwitch", "TransportModeShift",
+    "baseline", "baseline_from_entries", "comparison_figure", "cost_curve", "cost_curve_figure", "dashboard_figures",
+    "delete", "from_yaml", "list_scenarios", "load", "parse", "project", "result_table", "run", "save",
+    "sector_factors", "target_pathway",
+]  # fmt: skip
