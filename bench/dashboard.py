@@ -67,7 +67,8 @@ def main() -> None:
     profile = demo.DEMO_TENANTS[0]
     creds = tenancy.create_tenant(engine, data_dir, profile.slug, profile.name, profile.plan)
     demo.load(engine, profile.slug, demo.generate(profile))
-    tenancy.add_user(engine, profile.slug, "acme-exec", "viewer", PASSWORD, data_dir)
+    hub_settings.ensure(engine, data_dir, profile.slug)
+    tenancy.add_user(engine, profile.slug, "acme-exec", "viewer", PASSWORD)
     hub_file = hub_settings.tenant_dir(data_dir, "acme") / hub_settings.HUB_FILE
     raw = yaml.safe_load(hub_file.read_text())
     raw.update(port=free_port(), hub_port=free_port(), proxy_api_port=free_port(), dashboard_port=free_port(),

@@ -57,9 +57,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scope3lib import db, schema, tenancy  # noqa: E402
-from scope3lib.meters import devices  # noqa: E402
 from scope3lib.meters.broker import MqttParams, free_port, port_open, write_broker_config  # noqa: E402
-from scope3lib.meters.devices import mosquitto_hash  # noqa: E402
+from scope3lib.meters.credentials import mosquitto_hash  # noqa: E402
 
 TENANT = "bench"
 PUBLISHER = "bench-publisher"
@@ -388,7 +387,7 @@ class Bench:
     def _devices(self) -> None:
         with self.engine.begin() as c:
             tid = c.scalar(sa.text("SELECT id FROM tenants WHERE slug = :s"), {"s": TENANT})
-            h = devices.mosquitto_hash(secrets.token_urlsafe(8))  # devices never log in: the publisher does
+            h = mosquitto_hash(secrets.token_urlsafe(8))  # devices never log in: the publisher does
             c.execute(sa.text("INSERT INTO devices (tenant_id, device_key, grid_region, category, expected_interval_s, "
                               "credential_hash) SELECT :t, 'd' || lpad(g::text, 4, '0'), 'CAMX', 1, 60, :h "
                               "FROM generate_series(0, :n - 1) g"), {"t": tid, "h": h, "n": self.n_devices})

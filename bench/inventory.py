@@ -24,15 +24,16 @@ from scope3lib import demo
 from scope3lib.accounting import currency, quality, uncertainty, units
 from scope3lib.accounting.calculation import calculate
 from scope3lib.categories import CATEGORIES
-from scope3lib.factors import builtin_factors, read_desnz
-from scope3lib.factors.store import builtin_factor_table
+from scope3lib.factors import builtin_factors
+from scope3lib.factors.lookup import factor_table as lookup_table
+from scope3lib.factors.sources.desnz import read_desnz
 
 DESNZ = (Path(__file__).resolve().parents[2] / "shared" / "data" / "factors"
          / "ghg-conversion-factors-2024-full_set__for_advanced_users__v1_1.xlsx")
 
 
 def factor_table() -> tuple[pd.DataFrame, list[str]]:
-    table = builtin_factor_table()
+    table = lookup_table(None)
     freight: list[str] = []
     if DESNZ.is_file():
         d = read_desnz(DESNZ).factors

@@ -37,8 +37,8 @@ from paho.mqtt.properties import Properties
 
 from scope3lib.db import libpq_url
 from scope3lib.errors import InvalidReading
-from scope3lib.meters.broker import READINGS_FILTER, MqttParams
-from scope3lib.meters.contract import parse_payload, parse_topic
+from scope3lib.meters.broker import MqttParams
+from scope3lib.meters.contract import READINGS_FILTER, parse_payload, parse_topic
 
 from .metrics import Histogram, MetricsServer, counter, gauge, labelled_counter
 from .mqtt_client import ReceiveClient

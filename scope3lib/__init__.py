@@ -22,7 +22,6 @@ _SHORT_NAMES = {
     "estimates": "scope3lib.ml.estimates",
     "hotspots": "scope3lib.ml.hotspots",
     "models_registry": "scope3lib.ml.registry",
-    "meter_emissions": "scope3lib.meters.rollup",
     "ledger_log": "scope3lib.ledger.log",
     "charts": "scope3lib.reporting.charts",
     "executive": "scope3lib.reporting.executive",

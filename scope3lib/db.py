@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from .config import Settings
 from .errors import ConfigurationError, DatabaseUnavailable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +139,17 @@ def connect(url: str | None = None) -> Engine:
             "or pass the URL printed by `scope3 tenant create --json`"
         )
     return create_engine(url)
+
+
+def read_frame(bind: Engine | Connection, sql: str | sa.TextClause | sa.Select[Any],
+               params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """The rows of ``sql`` as a DataFrame, on a connection (inside its transaction) or on a new one from an
+    engine. The one way the library reads a table into pandas; with a tenant's engine row-level security
+    applies as to any query."""
+    import pandas as pd  # here, not at the top: `import scope3lib` stays fast for the CLI and the ingest
+
+    query = sa.text(sql) if isinstance(sql, str) else sql
+    if isinstance(bind, Connection):
+        return pd.read_sql(query, bind, params=dict(params) if params else None)
+    with bind.connect() as conn:
+        return pd.read_sql(query, conn, params=dict(params) if params else None)

@@ -24,7 +24,6 @@ from sqlalchemy.engine import Connection, Engine
 from . import schema
 from .db import with_credentials
 from .errors import DuplicateTenant, DuplicateUser, InvalidArgument, PlanLimitExceeded, Scope3Error, UnknownTenant
-from .hub import settings as hub_settings
 from .models import Membership, Plan, Role, Tenant, User
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
@@ -182,7 +181,6 @@ def create_tenant(
             role_readonly=roles["ro"],
         )
         _write_secret(tenant_dir(data_dir, slug) / "secrets.json", creds.to_dict())
-    hub_settings.write_initial(data_dir, slug, int(tid or 0))
     return creds
 
 
@@ -254,13 +252,8 @@ def check_limit(conn: Connection, slug: str, what: str, count_sql: str, extra: i
         raise PlanLimitExceeded(slug, plan.value, what, limit)
 
 
-def add_user(
-    engine: Engine, slug: str, username: str, role: str, password: str, data_dir: Path | None = None
-) -> None:
-    """Create ``username`` (or reuse an existing user) and make them ``role`` in tenant ``slug``.
-
-    With ``data_dir``, the tenant's hub file is brought up to date with its members.
-    """
+def add_user(engine: Engine, slug: str, username: str, role: str, password: str) -> None:
+    """Create ``username`` (or reuse an existing user) and make them ``role`` in tenant ``slug``."""
     try:
         role_ = Role(role)
     except ValueError:
@@ -292,12 +285,6 @@ def add_user(
             raise DuplicateUser(f"user {username!r} is already {member} of tenant {slug!r}")
         check_limit(conn, slug, "users", "SELECT count(*) FROM memberships WHERE tenant_id = :t")
         conn.execute(sa.insert(Membership).values(user_id=user_id, tenant_id=tid, role=role_.value))
-        members = conn.execute(
-            sa.select(User.username, Membership.role).join(Membership, Membership.user_id == User.id)
-            .where(Membership.tenant_id == tid)
-        ).all()
-    if data_dir is not None and (hub_settings.tenant_dir(data_dir, slug) / hub_settings.HUB_FILE).exists():
-        hub_settings.set_users(data_dir, slug, [(m.username, m.role) for m in members])
 
 
 def authenticate(engine: Engine, slug: str, username: str, password: str) -> Role | None:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from ingest_service import IngestService
 from scope3lib.meters import devices
 from scope3lib.meters.broker import MosquittoFiles, free_port, port_open
+from scope3lib.meters.contract import readings_topic
 from scope3lib.tenancy import TenantCredentials
 from tests.conftest import SCOPE3, SecureMosquitto, _mosquitto_bin, scope3_env
 
@@ -129,9 +130,9 @@ def test_device_publishes_only_under_its_own_topic(secure_broker: SecureMosquitt
         reading = json.dumps({"ts": _ts(), "kwh": 1.5})
         # A fresh connection for each: Mosquitto 2.0.11 answers a refused QoS 1 publish with PUBACK 135
         # (not authorised) and then closes the connection.
-        for topic, expected in ((devices.readings_topic(tenant_a.slug, mine), 0),
-                                (devices.readings_topic(tenant_a.slug, neighbour), NOT_AUTHORIZED),
-                                (devices.readings_topic(tenant_b.slug, foreign), NOT_AUTHORIZED),
+        for topic, expected in ((readings_topic(tenant_a.slug, mine), 0),
+                                (readings_topic(tenant_a.slug, neighbour), NOT_AUTHORIZED),
+                                (readings_topic(tenant_b.slug, foreign), NOT_AUTHORIZED),
                                 (f"scope3/{tenant_a.slug}/{mine}-x/readings", NOT_AUTHORIZED)):
             dev = connect_when_reloaded(clients, secure_broker.port, creds.mqtt_username, creds.mqtt_password,
                                         True)
@@ -162,10 +163,10 @@ def test_devices_cannot_read_and_the_ingest_cannot_publish(secure_broker: Secure
     spy.c.subscribe("scope3/#", qos=1)
     time.sleep(0.3)
     pub = connect_when_reloaded(clients, secure_broker.port, cb.mqtt_username, cb.mqtt_password, True)
-    assert pub.publish(devices.readings_topic(tenant_a.slug, b), json.dumps({"ts": _ts(), "kwh": 1})) == 0
+    assert pub.publish(readings_topic(tenant_a.slug, b), json.dumps({"ts": _ts(), "kwh": 1})) == 0
     ingest = clients(secure_broker.port, secure_broker.params.username, secure_broker.params.password)
     assert ingest.accepted
-    assert ingest.publish(devices.readings_topic(tenant_a.slug, b), json.dumps({"ts": _ts(), "kwh": 9})) \
+    assert ingest.publish(readings_topic(tenant_a.slug, b), json.dumps({"ts": _ts(), "kwh": 9})) \
         == NOT_AUTHORIZED
     time.sleep(0.5)
     assert spy.messages == []

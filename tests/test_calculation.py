@@ -15,7 +15,7 @@ from scope3lib.accounting import quality, uncertainty
 from scope3lib.accounting.calculation import INPUT_COLUMNS, calculate
 from scope3lib.categories import Method
 from scope3lib.errors import InvalidArgument
-from scope3lib.factors.store import builtin_factor_table
+from scope3lib.factors.lookup import factor_table
 
 
 def row(**kw: object) -> dict[str, object]:
@@ -26,7 +26,7 @@ def row(**kw: object) -> dict[str, object]:
 
 
 def calc(*rows: dict[str, object]) -> pd.DataFrame:
-    return calculate(pd.DataFrame(list(rows)), builtin_factor_table())
+    return calculate(pd.DataFrame(list(rows)), factor_table(None))
 
 
 def spend(amount: float, cur: str, year: int, key: str = "327310", **kw: object) -> dict[str, object]:
@@ -63,7 +63,7 @@ def test_jpy_2019_uses_g5a_rate_quoted_per_dollar() -> None:
 
 def test_activity_in_miles_is_converted_with_pint() -> None:
     # 1 mile = 1.609344 km exactly; a per-km factor applies to the km.
-    factors = pd.concat([builtin_factor_table(), pd.DataFrame([{
+    factors = pd.concat([factor_table(None), pd.DataFrame([{
         "source": "test", "version": "1", "factor_key": "van", "unit": "km", "region": "GB", "year": 2024,
         "kg_co2e_per_unit": 0.25, "latest": True}])], ignore_index=True)
     rows = pd.DataFrame([row(category=4, method="distance_based", quantity="100", unit="mile", factor_source="test",
@@ -151,7 +151,7 @@ def test_each_refusal_is_per_row_with_its_reason(bad: dict[str, object], message
 
 def test_missing_columns_are_refused_for_the_whole_frame() -> None:
     with pytest.raises(InvalidArgument, match="lack column"):
-        calculate(pd.DataFrame([{"category": 1}]), builtin_factor_table())
+        calculate(pd.DataFrame([{"category": 1}]), factor_table(None))
 
 
 def test_data_quality_from_method_source_and_age() -> None:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from scope3lib import db, demo, scenarios, schema, tenancy
 from scope3lib.ledger import log as ledger_log
 from scope3lib.ml import estimates, hotspots
+from scope3lib.ml.suppliers import tenant_suppliers
 from scope3lib.reporting import runs as reports
 from scope3lib.reporting.executive import HOTSPOT_MIN_SUPPLIERS, ExecutiveDashboard, Panel
 from scope3lib.tenancy import TenantCredentials
@@ -60,7 +61,7 @@ def full(engine: Engine, data_dir: Path) -> TenantCredentials:
     # The demo's 55 reporters train a model; it is applied whether or not it beats EEIO out of fold
     # (predict_tenant's gate), so the inventory holds real estimates from the real write path.
     model = estimates.train_tenant(rw, data_dir, creds.slug)
-    suppliers = estimates.tenant_suppliers(rw)
+    suppliers = tenant_suppliers(rw)
     targets = suppliers[~suppliers["reports"]]
     predicted = model.predict(targets).assign(supplier_id=targets["supplier_id"].to_numpy())
     assert estimates.write_estimates(rw, predicted) > 0

@@ -18,7 +18,9 @@ import pandas as pd
 import pytest
 
 from scope3lib.errors import FactorFileError
-from scope3lib.factors import FACTOR_COLUMNS, FactorDataset, builtin_factors, read_desnz, read_epa_useeio
+from scope3lib.factors import FACTOR_COLUMNS, FactorDataset, builtin_factors
+from scope3lib.factors.sources.desnz import read_desnz
+from scope3lib.factors.sources.epa_useeio import read_epa_useeio
 
 FACTORS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "factors"
 EPA_FILE = FACTORS_DIR / "SupplyChainGHGEmissionFactors_v1.3.0_NAICS_CO2e_USD2022.csv"

@@ -57,8 +57,9 @@ def _provision(engine: Engine, data_dir: Path, slug: str, suppliers: int) -> Non
     tenancy.create_tenant(engine, data_dir, slug, slug.title(), "enterprise")
     profile = demo.DemoProfile(slug, slug, "enterprise", seed=len(slug), suppliers=suppliers, devices=2)
     demo.load(engine, slug, demo.generate(profile))
-    tenancy.add_user(engine, slug, f"{slug}-ana", "member", PASSWORD, data_dir)
-    tenancy.add_user(engine, slug, f"{slug}-vic", "viewer", PASSWORD, data_dir)
+    hub_settings.ensure(engine, data_dir, slug)
+    tenancy.add_user(engine, slug, f"{slug}-ana", "member", PASSWORD)
+    tenancy.add_user(engine, slug, f"{slug}-vic", "viewer", PASSWORD)
 
 
 def _start(database_url: str, data_dir: Path, slug: str, tmp: Path) -> Hub:
@@ -322,12 +323,13 @@ def test_dashboard_renders_in_chromium(hubs: dict[str, Hub], tmp_path: Path) -> 
 
 def test_config_schema_refuses_a_bad_tenant_file(data_dir: Path, engine: Engine) -> None:
     tenancy.create_tenant(engine, data_dir, "hub-schema", "Schema", "free")
+    hub_settings.ensure(engine, data_dir, "hub-schema")
     path = hub_settings.tenant_dir(data_dir, "hub-schema") / hub_settings.HUB_FILE
     good = path.read_text()
     for bad, message in (
         (good + "spawnr: local\n", "unknown key 'spawnr'"),
         (good.replace("port: ", "port: '8000' #", 1), "'port'"),
-        (good + "users:\n- name: x\n  role: boss\n", "'users.0.role'"),
+        (good + "dashboard_pool_size: many\n", "'dashboard_pool_size'"),
         ("- just\n- a list\n", "must be a mapping"),
     ):
         path.write_text(bad)
@@ -342,6 +344,7 @@ def test_config_schema_refuses_a_bad_tenant_file(data_dir: Path, engine: Engine)
 
 def test_apply_sets_a_bare_config(data_dir: Path, engine: Engine) -> None:
     tenancy.create_tenant(engine, data_dir, "hub-config", "Config", "free")
+    hub_settings.ensure(engine, data_dir, "hub-config")
     s = hub_settings.load(data_dir, "hub-config")
     c = hub_config.apply(Config(), s, "postgresql://admin:secret@127.0.0.1/db")
     assert c.JupyterHub.port == s.hub.port and c.Scope3Authenticator.tenant == "hub-config"

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from ingest_service import IngestService
 from scope3lib.meters import devices
 from scope3lib.meters.broker import MqttParams
+from scope3lib.meters.contract import readings_topic
 from scope3lib.tenancy import TenantCredentials
 from tests.conftest import SCOPE3, scope3_env
 
@@ -106,7 +107,7 @@ def test_readings_land_and_replays_do_not_duplicate(engine: Engine, tenant_a: Te
                                                      publisher: Publisher, start_ingest: Callable[..., IngestService]
                                                      ) -> None:
     svc = start_ingest()
-    topic = devices.readings_topic(tenant_a.slug, device)
+    topic = readings_topic(tenant_a.slug, device)
     single = {"ts": ts(10), "kwh": 1.25}
     batch = {"readings": [{"ts": ts(m), "kwh": m / 10} for m in range(1, 10)]}
     publisher.publish(topic, single)
@@ -131,7 +132,7 @@ def test_tenant_sees_its_readings_through_its_own_role(engine: Engine, tenant_a:
                                                        publisher: Publisher,
                                                        start_ingest: Callable[..., IngestService]) -> None:
     start_ingest()
-    publisher.publish(devices.readings_topic(tenant_a.slug, device), {"ts": ts(1), "kwh": 3.0})
+    publisher.publish(readings_topic(tenant_a.slug, device), {"ts": ts(1), "kwh": 3.0})
     wait_for(lambda: count_readings(engine, device) == 1)
     import psycopg
     sql = "SELECT count(*) FROM readings r JOIN devices d ON d.id = r.device_id WHERE d.device_key = %s"
@@ -160,7 +161,7 @@ def test_every_kind_of_invalid_message_lands_in_rejects(engine: Engine, tenant_a
                                                          publisher: Publisher,
                                                          start_ingest: Callable[..., IngestService]) -> None:
     svc = start_ingest()
-    topic = devices.readings_topic(tenant_a.slug, device)
+    topic = readings_topic(tenant_a.slug, device)
     sent = []
     for payload, _ in INVALID:
         body = payload.replace(b"%s", ts(5).encode()) if b"%s" in payload else payload
@@ -186,9 +187,9 @@ def test_unknown_and_foreign_devices_are_rejected(engine: Engine, tenant_a: Tena
     b_device = f"b-{secrets.token_hex(3)}"
     devices.add_device(engine, tenant_b.slug, b_device, "GB")
     cases = {
-        devices.readings_topic(tenant_a.slug, "ghost"): "unknown device 'ghost'",
-        devices.readings_topic(tenant_a.slug, b_device): "belongs to another tenant",
-        devices.readings_topic("no-such-tenant", "m1"): "unknown tenant",
+        readings_topic(tenant_a.slug, "ghost"): "unknown device 'ghost'",
+        readings_topic(tenant_a.slug, b_device): "belongs to another tenant",
+        readings_topic("no-such-tenant", "m1"): "unknown tenant",
     }
     for topic in cases:
         publisher.publish(topic, {"ts": ts(1), "kwh": 1.0})
@@ -204,7 +205,7 @@ def test_messages_sent_while_ingest_is_down_arrive_after_restart(engine: Engine,
     client_id = f"ingest-{secrets.token_hex(4)}"
     svc = start_ingest(client_id)
     svc.stop()  # the persistent session stays at the broker
-    topic = devices.readings_topic(tenant_a.slug, device)
+    topic = readings_topic(tenant_a.slug, device)
     for m in range(20):
         publisher.publish(topic, {"ts": ts(m), "kwh": 1.0})
     start_ingest(client_id)
@@ -215,7 +216,7 @@ def test_many_messages_in_batches(engine: Engine, tenant_a: TenantCredentials, d
                                   start_ingest: Callable[..., IngestService]) -> None:
     svc = start_ingest(batch_size=300)
     pub = Publisher(broker)
-    topic = devices.readings_topic(tenant_a.slug, device)
+    topic = readings_topic(tenant_a.slug, device)
     base = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=3)
     infos = [pub.client.publish(topic, json.dumps({"ts": (base + dt.timedelta(seconds=s)).isoformat(), "kwh": 0.1}),
                                 qos=1) for s in range(3000)]
@@ -233,7 +234,7 @@ def test_ingest_command_stops_cleanly_on_sigterm(database_url: str, data_dir: Pa
                      SCOPE3_INGEST_CLIENT_ID=f"cli-{secrets.token_hex(3)}")
     proc = subprocess.Popen([*SCOPE3, "ingest"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        topic = devices.readings_topic(tenant_a.slug, device)
+        topic = readings_topic(tenant_a.slug, device)
         deadline = time.monotonic() + 30
         reading = {"ts": ts(1), "kwh": 2.0}
         publisher.publish(topic, reading)
@@ -255,7 +256,7 @@ def test_metrics_and_health_endpoint(engine: Engine, tenant_a: TenantCredentials
     import urllib.request
 
     svc = start_ingest(metrics_addr="127.0.0.1:0")
-    topic = devices.readings_topic(tenant_a.slug, device)
+    topic = readings_topic(tenant_a.slug, device)
     publisher.publish(topic, {"ts": ts(1), "kwh": 1.0})
     publisher.publish(topic, b"{oops")
     wait_for(lambda: svc.stats.messages_committed >= 2)
@@ -283,7 +284,7 @@ def test_stock_paho_path_and_messages_with_properties(engine: Engine, tenant_a: 
 
     tuned = start_ingest()
     untuned = start_ingest(tuned_receive=False, shared_group=None)
-    topic = devices.readings_topic(tenant_a.slug, device)
+    topic = readings_topic(tenant_a.slug, device)
     pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"p5-{secrets.token_hex(3)}", protocol=mqtt.MQTTv5)
     pub.connect(broker.host, broker.port)
     pub.loop_start()
@@ -309,7 +310,7 @@ def test_back_pressure_bounds_unacknowledged_and_nothing_is_lost(engine: Engine,
     assert down.wait_connected(10)
     time.sleep(0.3)
     pub = Publisher(broker)
-    topic = devices.readings_topic(tenant_a.slug, device)
+    topic = readings_topic(tenant_a.slug, device)
     base = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=2)
     for s in range(2000):
         pub.client.publish(topic, json.dumps({"ts": (base + dt.timedelta(seconds=s)).isoformat(), "kwh": 0.2}), qos=1)
@@ -339,7 +340,7 @@ def test_standalone_ingest_logs_json_and_flushes_on_sigterm(engine: Engine, tena
     proc = subprocess.Popen([sys.executable, "-m", "ingest_service"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:
-        topic = devices.readings_topic(tenant_a.slug, device)
+        topic = readings_topic(tenant_a.slug, device)
         deadline = time.monotonic() + 20
         while not _connected(proc):
             assert time.monotonic() < deadline and proc.poll() is None

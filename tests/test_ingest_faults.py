@@ -31,6 +31,7 @@ from ingest_service import IngestService
 from scope3lib import db, schema, tenancy
 from scope3lib.meters import devices
 from scope3lib.meters.broker import MqttParams
+from scope3lib.meters.contract import readings_topic
 from scope3lib.tenancy import TenantCredentials
 from tests.conftest import REPO, SecureMosquitto
 
@@ -57,7 +58,7 @@ class Stream:
             c.on_publish = self._on_publish
             c.connect("127.0.0.1", port)
             c.loop_start()
-            self.clients.append((c, devices.readings_topic(slug, dev)))
+            self.clients.append((c, readings_topic(slug, dev)))
             for j in range(per_device):
                 ts = base + dt.timedelta(seconds=j)
                 kwh = round(0.01 * (j % 97) + i, 3)

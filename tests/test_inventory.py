@@ -18,8 +18,7 @@ from scope3lib.accounting import inventory, uncertainty
 from scope3lib.accounting.calculation import INPUT_COLUMNS
 from scope3lib.categories import CATEGORIES, Method
 from scope3lib.errors import ActivityImportError, PeriodError
-from scope3lib.factors import builtin_factors, store
-from scope3lib.factors.importers import FactorDataset
+from scope3lib.factors import FactorDataset, builtin_factors, store
 from scope3lib.tenancy import TenantCredentials
 
 from .conftest import SCOPE3, scope3_env

@@ -16,7 +16,8 @@ from sqlalchemy.engine import Engine
 
 from scope3lib import db
 from scope3lib.factors import builtin_factors
-from scope3lib.meters import devices
+from scope3lib.factors.lookup import grid_factor
+from scope3lib.meters import devices, status
 from scope3lib.meters import rollup as meter_emissions
 from scope3lib.tenancy import TenantCredentials
 from tests.conftest import SCOPE3, scope3_env
@@ -53,12 +54,12 @@ def entries(engine: Engine, device: str) -> pd.DataFrame:
 def test_grid_factor_is_the_years_or_the_latest_earlier_one_and_never_guessed() -> None:
     grid = builtin_factors()
     camx = grid[(grid["source"] == "egrid") & (grid["region"] == "CAMX")].iloc[0]
-    f = meter_emissions.grid_factor("camx", 2026)
+    f = grid_factor(None, "camx", 2026)
     assert f is not None and (f.source, f.key, f.value, f.year) == ("egrid", "CAMX", camx["kg_co2e_per_unit"], 2023)
-    gb = meter_emissions.grid_factor("GB", 2025)
+    gb = grid_factor(None, "GB", 2025)
     assert gb is not None and (gb.source, gb.year) == ("desnz", 2024)
-    assert meter_emissions.grid_factor("GB", 2023) is None  # only a later year exists: not used
-    assert meter_emissions.grid_factor("ZZ", 2025) is None
+    assert grid_factor(None, "GB", 2023) is None  # only a later year exists: not used
+    assert grid_factor(None, "ZZ", 2025) is None
 
 
 def test_daily_rollup_equals_kwh_times_factor_and_rerunning_changes_nothing(
@@ -129,7 +130,7 @@ def test_rollup_runs_with_the_tenants_own_role_and_cli(engine: Engine, tenant_a:
         tenant_engine.dispose()
     assert res.inserted == 1
     assert entries(engine, k)["kg_co2e"].tolist() == pytest.approx(
-        [8.0 * meter_emissions.grid_factor("FR", DAY1.year).value])  # type: ignore[union-attr]
+        [8.0 * grid_factor(None, "FR", DAY1.year).value])  # type: ignore[union-attr]
     out = subprocess.run([*SCOPE3, "meters", "rollup", tenant_b.slug, "--since", DAY1.isoformat(), "--json"],
                          env=scope3_env(database_url, data_dir), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -154,7 +155,7 @@ def test_device_status_for_the_dashboard(engine: Engine, tenant_a: TenantCredent
     add_readings(engine, tenant_a.slug, on, [*today_rows, (midnight - dt.timedelta(hours=1), 0.1)])
     ro = db.create_engine(tenant_a.database_url_readonly)  # the dashboard's role; RLS limits the rows
     try:
-        df = meter_emissions.device_status(ro, now=now).set_index("device")
+        df = status.device_status(ro, now=now).set_index("device")
     finally:
         ro.dispose()
     assert df.loc[on, "state"] == "online" and df.loc[on, "readings_today"] == 3
@@ -162,7 +163,7 @@ def test_device_status_for_the_dashboard(engine: Engine, tenant_a: TenantCredent
     assert df.loc[never, "state"] == "never" and df.loc[never, "readings_today"] == 0
     b_ro = db.create_engine(tenant_b.database_url_readonly)
     try:
-        assert on not in set(meter_emissions.device_status(b_ro)["device"])
+        assert on not in set(status.device_status(b_ro)["device"])
     finally:
         b_ro.dispose()
     out = subprocess.run([*SCOPE3, "meters", "status", tenant_a.slug, "--json"], env=scope3_env(database_url, data_dir),

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from scope3lib import db, scenarios, tenancy
 from scope3lib.errors import InvalidLever, ScenarioError
-from scope3lib.meters.rollup import grid_factor
+from scope3lib.factors.lookup import grid_factor
 
 from .conftest import SCOPE3, scope3_env
 
@@ -79,7 +79,7 @@ def test_no_lever_leaves_business_as_usual_with_compound_growth() -> None:
 
 
 def test_renewable_electricity_for_a_supplier() -> None:
-    gf = grid_factor("CAMX", 2025)
+    gf = grid_factor(None, "CAMX", 2025)
     assert gf is not None
     r = project({"kind": "renewable_electricity", "supplier": "Steelco", "annual_kwh": 10_000, "share": 0.5,
                  "premium_per_kwh": 0.02, "start_year": 2026})

@@ -50,10 +50,9 @@ def demo(ctx: click.Context, duration: float | None, rate: float, hubs: bool) ->
             continue
         tenancy.create_tenant(engine, settings.data_dir, profile.slug, profile.name, profile.plan)
         demo_data.load(engine, profile.slug, demo_data.generate(profile))
-        tenancy.add_user(engine, profile.slug, f"{profile.slug}-analyst", "member", DEMO_PASSWORD,
-                         settings.data_dir)
-        tenancy.add_user(engine, profile.slug, f"{profile.slug}-exec", "viewer", DEMO_PASSWORD,
-                         settings.data_dir)
+        hub_settings.ensure(engine, settings.data_dir, profile.slug)
+        tenancy.add_user(engine, profile.slug, f"{profile.slug}-analyst", "member", DEMO_PASSWORD)
+        tenancy.add_user(engine, profile.slug, f"{profile.slug}-exec", "viewer", DEMO_PASSWORD)
         click.echo(f"provisioned demo tenant {profile.slug} ({profile.suppliers} suppliers, "
                    f"{profile.devices} meters)")
     params, embedded = broker_for(settings)

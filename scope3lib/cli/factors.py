@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import click
 
-from ..factors import store
+from ..factors import lookup, sources, store
 from . import admin_engine as _engine
 from . import main
+
+
+class _SourceChoice(click.Choice):
+    """The names of registered factor sources, read from the registry when first needed (loading every source
+    module at import time would slow every `scope3` command)."""
+
+    def __init__(self, names: Callable[[], list[str]]) -> None:
+        self._names = names
+        super().__init__([], case_sensitive=False)
+
+    @property  # type: ignore[override]
+    def choices(self) -> list[str]:
+        return self._names()
+
+    @choices.setter
+    def choices(self, value: object) -> None:  # click.Choice.__init__ assigns it; the registry is the truth
+        pass
 
 
 @main.group("factors")
@@ -17,11 +35,11 @@ def factors_group() -> None:
 
 
 @factors_group.command("import")
-@click.argument("kind", type=click.Choice(["epa-useeio", "defra", "desnz"], case_sensitive=False))
+@click.argument("kind", type=_SourceChoice(sources.importable))
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.pass_context
 def factors_import(ctx: click.Context, kind: str, path: str) -> None:
-    """Import an official factor file as published (KIND: epa-useeio, or defra/desnz for UK DESNZ).
+    """Import an official factor file as published (KIND: a source with an importer, e.g. epa-useeio, desnz/defra).
 
     Importing the same file again changes nothing; a new release is stored as a new version.
     """
@@ -44,7 +62,7 @@ def factors_datasets(ctx: click.Context) -> None:
 
 
 @factors_group.command("list")
-@click.option("--source", required=True, help="Dataset source: epa-useeio, desnz, egrid, ember.")
+@click.option("--source", required=True, help="Dataset source, as `scope3 factors datasets` lists them.")
 @click.option("--version", default=None, help="Dataset version (default: the latest imported).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "table"]), default="table", show_default=True)
 @click.pass_context
@@ -76,7 +94,7 @@ def calc(ctx: click.Context, input_path: str, out_path: str) -> None:
     engine = _engine(ctx)
     store.ensure_builtin(engine)
     rows = read_activity_file(input_path)
-    out = calculate(rows, store.factor_table(engine))
+    out = calculate(rows, lookup.factor_table(engine))
     out.to_csv(out_path, index=False)
     refused = int((out["error"] != "").sum())
     click.echo(f"{len(out) - refused} rows calculated, {refused} refused, "

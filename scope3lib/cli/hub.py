@@ -24,12 +24,21 @@ def hub_group() -> None:
     """A tenant's JupyterHub (JupyterLab for analysts, the Voila dashboard for executives)."""
 
 
+def load_settings(settings: Settings, slug: str) -> hub_settings.HubSettings:
+    """The tenant hub's settings; its hub file is written with the defaults first if the tenant has none
+    (the only case that needs the database)."""
+    d = hub_settings.tenant_dir(settings.data_dir, slug)
+    if not (d / hub_settings.HUB_FILE).exists() or not (d / hub_settings.HUB_SECRETS_FILE).exists():
+        hub_settings.ensure(db.admin_engine(settings), settings.data_dir, slug)
+    return hub_settings.load(settings.data_dir, slug)
+
+
 def prepare(settings: Settings, slug: str) -> hub_settings.HubSettings:
     """Validate the tenant's hub settings and get the machine ready to run its hub."""
     from ..hub import config as hub_config  # jupyter_server: seconds to import, so only when needed
     from ..ml.registry import registry_dir
 
-    s = hub_settings.load(settings.data_dir, slug)
+    s = load_settings(settings, slug)
     s.state_dir.mkdir(parents=True, exist_ok=True)
     if hub_config.spawner_mode(s) == "local":
         # Servers and services run as tenant system users: they must reach this installation.
@@ -94,7 +103,7 @@ def hub_show(ctx: click.Context, slug: str) -> None:
     """Print the tenant hub's settings after layering (secrets hidden)."""
     from ..hub import config as hub_config
 
-    s = hub_settings.load(ctx.obj.data_dir, slug)
+    s = load_settings(ctx.obj, slug)
     out = s.model_dump(mode="json")
     out["secrets"] = {k: "***" for k in out["secrets"]}
     out["database_url"] = db.redact_url(s.database_url)

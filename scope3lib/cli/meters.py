@@ -17,8 +17,7 @@ import sqlalchemy as sa
 from .. import tenancy
 from ..config import Settings
 from ..errors import ConfigurationError
-from ..meters import devices
-from ..meters import rollup as meter_emissions
+from ..meters import devices, rollup, status
 from ..meters.broker import (
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_MAX_QUEUED_BYTES,
@@ -155,7 +154,7 @@ def meters_simulate(ctx: click.Context, slug: str, count: int, rate: float, regi
 @click.pass_context
 def meters_rollup(ctx: click.Context, slug: str, since: dt.datetime | None, as_json: bool) -> None:
     """Turn SLUG's readings into daily emission entries (kWh x grid factor); safe to re-run."""
-    result = meter_emissions.rollup_daily(_engine(ctx), slug, since=since.date() if since else None)
+    result = rollup.rollup_daily(_engine(ctx), slug, since=since.date() if since else None)
     if as_json:
         echo_json(result.to_dict())
         return
@@ -174,7 +173,7 @@ def meters_rollup(ctx: click.Context, slug: str, since: dt.datetime | None, as_j
 @click.pass_context
 def meters_status(ctx: click.Context, slug: str, as_json: bool) -> None:
     """Each meter of SLUG: last seen, online or silent, readings today (UTC)."""
-    df = meter_emissions.device_status(_engine(ctx), tenant=slug)
+    df = status.device_status(_engine(ctx), tenant=slug)
     if as_json:
         echo_json(df.to_dict(orient="records"))
         return

@@ -8,6 +8,7 @@ import click
 
 from .. import db, schema, tenancy
 from ..config import Settings
+from ..hub import settings as hub_settings
 from ..meters import devices
 from ..meters.broker import MosquittoFiles
 from . import admin_engine as _engine
@@ -56,7 +57,9 @@ def tenant_group() -> None:
 def tenant_create(ctx: click.Context, slug: str, name: str, plan: str, as_json: bool) -> None:
     """Create tenant SLUG with its read-write and read-only database roles."""
     settings: Settings = ctx.obj
-    creds = tenancy.create_tenant(_engine(ctx), settings.data_dir, slug, name, plan)
+    engine = _engine(ctx)
+    creds = tenancy.create_tenant(engine, settings.data_dir, slug, name, plan)
+    hub_settings.ensure(engine, settings.data_dir, slug)
     if as_json:
         _echo_json(creds.to_dict())
     else:
@@ -123,7 +126,7 @@ def user_add(ctx: click.Context, slug: str, username: str, role: str, password_s
     if not password_stdin:
         raise click.UsageError("give the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\r\n")
-    tenancy.add_user(_engine(ctx), slug, username, role, password, ctx.obj.data_dir)
+    tenancy.add_user(_engine(ctx), slug, username, role, password)
     click.echo(f"user {username} is {role} of tenant {slug}")
 
 

@@ -22,9 +22,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ..accounting import entries
 from ..errors import Scope3Error
 from ..factors import builtin_factors
-from ..models import Device, EmissionEntry, Supplier
+from ..meters.credentials import mosquitto_hash
+from ..models import Device, Supplier
 from ..tenancy import tenant_id
 
 # NAICS sector -> (GHG Protocol category the purchases fall under, relative number of suppliers).
@@ -184,10 +186,8 @@ def load(engine: Engine, slug: str, data: DemoData) -> None:
         suppliers = data.suppliers.assign(tenant_id=tid)
         conn.execute(sa.insert(Supplier), _records(suppliers))
         ids = dict(conn.execute(sa.select(Supplier.name, Supplier.id).where(Supplier.tenant_id == tid)).all())
-        entries = data.entries.assign(tenant_id=tid, supplier_id=data.entries["supplier"].map(ids))
-        conn.execute(sa.insert(EmissionEntry), _records(entries.drop(columns=["supplier"])))
-        from ..meters.devices import mosquitto_hash  # devices imports tenancy; keep the import local
-
+        rows = data.entries.assign(tenant_id=tid, supplier_id=data.entries["supplier"].map(ids))
+        entries.insert(conn, rows.drop(columns=["supplier"]))
         devices = data.devices.assign(
             tenant_id=tid,
             supplier_id=data.devices["supplier"].map(ids),

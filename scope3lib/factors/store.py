@@ -23,52 +23,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..errors import FactorFileError, Scope3Error
-from .importers import FactorDataset, read_desnz, read_epa_useeio
-
-# Metadata of the sources the built-in set draws on; each factor row also carries its own citation.
-BUILTIN_DATASETS: dict[tuple[str, str], dict[str, str]] = {
-    ("epa-useeio", "1.3.0"): {
-        "name": "Supply Chain Greenhouse Gas Emission Factors for US Industries and Commodities",
-        "publisher": "US Environmental Protection Agency",
-        "licence": "US Government work (public domain)",
-        "citation": (
-            "US EPA (2024), Supply Chain Greenhouse Gas Emission Factors for US Industries and Commodities "
-            "v1.3.0, DOI 10.23719/1531143; column 'Supply Chain Emission Factors with Margins', kg CO2e per "
-            "2022 USD (purchaser price); built-in subset of the NAICS codes the demo uses"
-        ),
-    },
-    ("egrid", "2023"): {
-        "name": "Emissions & Generation Resource Integrated Database (eGRID2023), subregion output emission rates",
-        "publisher": "US Environmental Protection Agency",
-        "licence": "US Government work (public domain)",
-        "citation": (
-            "US EPA, eGRID2023 (data year 2023), subregion total output emission rates, column SRC2ERTA "
-            "(lb CO2e/MWh) converted to kg CO2e/kWh"
-        ),
-    },
-    ("desnz", "2024-v1.1"): {
-        "name": "Greenhouse gas reporting: conversion factors 2024 (full set for advanced users)",
-        "publisher": "UK Department for Energy Security and Net Zero (DESNZ)",
-        "licence": "Open Government Licence v3.0",
-        "citation": (
-            "DESNZ (2024), UK Government GHG Conversion Factors for Company Reporting, full set for advanced "
-            "users, version 1.1; built-in subset (UK grid electricity)"
-        ),
-    },
-    ("ember", "2023"): {
-        "name": "Carbon intensity of electricity generation (lifecycle), by country",
-        "publisher": "Ember; Energy Institute; processed by Our World in Data",
-        "licence": "CC BY 4.0",
-        "citation": (
-            "Ember, Yearly Electricity Data, and Energy Institute, Statistical Review of World Energy, with "
-            "processing by Our World in Data, 'Carbon intensity of electricity generation', gCO2e/kWh, 2023"
-        ),
-    },
-}
-
-#: Importers by the name users type after ``scope3 factors import``.
-IMPORTERS = {"epa-useeio": read_epa_useeio, "desnz": read_desnz, "defra": read_desnz}
+from ..db import read_frame
+from ..errors import FactorFileError, InvalidArgument, Scope3Error
+from . import sources
+from .dataset import FactorDataset, builtin_factors
 
 _FACTOR_COLUMNS = [
     "factor_key", "description", "unit", "region", "year", "kg_co2e_per_unit", "kg_co2_per_unit",
@@ -126,14 +84,15 @@ def _insert_factors(conn: Connection, dataset_id: int, factors: pd.DataFrame) ->
 
 def load_builtin(conn: Connection) -> int:
     """Store the built-in curated set (idempotent); returns how many factors were added."""
-    from . import builtin_factors
-
     added = 0
     df = builtin_factors()
     for (source, version), group in df.groupby(["source", "version"], sort=False):
-        meta = BUILTIN_DATASETS.get((str(source), str(version)))
-        if meta is None:
-            raise Scope3Error(f"builtin.csv has dataset {source} {version} without metadata in BUILTIN_DATASETS")
+        release = sources.get(str(source)).builtin.get(str(version))
+        if release is None:
+            raise Scope3Error(f"builtin.csv has dataset {source} {version}, which its source does not declare "
+                              "as a built-in release (scope3lib/factors/sources)")
+        meta = {"name": release.name, "publisher": release.publisher, "licence": release.licence,
+                "citation": release.citation}
         dataset_id = conn.scalar(
             sa.text("SELECT id FROM factor_datasets WHERE source = :s AND version = :v"),
             {"s": source, "v": version},
@@ -176,10 +135,8 @@ def import_dataset(engine: Engine, dataset: FactorDataset) -> ImportOutcome:
                 "overwritten: import the publisher's new release, which carries a new version"
             )
         if row is not None:  # the built-in subset of this release: complete it
-            stored = pd.read_sql(
-                sa.text("SELECT factor_key, region, year, kg_co2e_per_unit FROM factors WHERE dataset_id = :d"),
-                conn, params={"d": row.id},
-            )
+            stored = read_frame(conn, "SELECT factor_key, region, year, kg_co2e_per_unit FROM factors "
+                                      "WHERE dataset_id = :d", {"d": row.id})
             merged = stored.merge(dataset.factors, on="factor_key", how="inner", suffixes=("_stored", ""))
             differs = ~np.isclose(merged["kg_co2e_per_unit_stored"], merged["kg_co2e_per_unit"], rtol=1e-9,
                                   atol=0.0)
@@ -215,13 +172,13 @@ def import_dataset(engine: Engine, dataset: FactorDataset) -> ImportOutcome:
 
 
 def import_file(engine: Engine, kind: str, path: str | Path) -> ImportOutcome:
-    """Read an official file with the importer for ``kind`` (``epa-useeio``, ``desnz``/``defra``) and store it."""
-    reader = IMPORTERS.get(kind.lower())
-    if reader is None:
-        from ..errors import InvalidArgument
-
-        raise InvalidArgument(f"unknown factor file kind {kind!r}: choose one of {', '.join(sorted(IMPORTERS))}")
-    return import_dataset(engine, reader(path))
+    """Read an official file with the reader of source ``kind`` (a name or alias of
+    :mod:`scope3lib.factors.sources`, e.g. ``epa-useeio``, ``desnz``/``defra``) and store it."""
+    source = sources.get(kind)
+    if source.read is None:
+        raise InvalidArgument(f"factor source {source.name!r} has no importer: choose one of "
+                              f"{', '.join(sources.importable())}")
+    return import_dataset(engine, source.read(Path(path)))
 
 
 def datasets(engine: Engine | Connection) -> pd.DataFrame:
@@ -231,14 +188,7 @@ def datasets(engine: Engine | Connection) -> pd.DataFrame:
         "d.imported_at, (SELECT count(*) FROM factors f WHERE f.dataset_id = d.id) AS factors "
         "FROM factor_datasets d ORDER BY d.source, d.imported_at, d.id"
     )
-    return _read(engine, sql)
-
-
-def _read(engine: Engine | Connection, sql: sa.TextClause, params: dict[str, Any] | None = None) -> pd.DataFrame:
-    if isinstance(engine, Connection):
-        return pd.read_sql(sql, engine, params=params)
-    with engine.connect() as conn:
-        return pd.read_sql(sql, conn, params=params)
+    return read_frame(engine, sql)
 
 
 def latest_version(engine: Engine | Connection, source: str) -> str:
@@ -253,7 +203,7 @@ def list_factors(engine: Engine | Connection, source: str, version: str | None =
     """Factors of one dataset (the latest version when ``version`` is None): factor_key, description,
     unit, region, year, kg_co2e_per_unit (plus the gas split, GWP and citation)."""
     version = version or latest_version(engine, source)
-    df = _read(
+    df = read_frame(
         engine,
         sa.text(
             "SELECT f.factor_key, f.description, f.unit, f.region, f.year, f.kg_co2e_per_unit, f.kg_co2_per_unit, "
@@ -270,28 +220,3 @@ def list_factors(engine: Engine | Connection, source: str, version: str | None =
             raise Scope3Error(f"no factor dataset {source!r} (see `scope3 factors datasets`)")
         raise Scope3Error(f"no version {version!r} of {source!r}; stored versions: {', '.join(versions)}")
     return df
-
-
-def factor_table(engine: Engine | Connection) -> pd.DataFrame:
-    """All stored factors with their dataset: source, version, factor_key, unit, region, year,
-    kg_co2e_per_unit, and ``latest`` (True for the most recently imported version of each source).
-    This is what :func:`scope3lib.accounting.calculation.calculate` joins against."""
-    df = _read(
-        engine,
-        sa.text(
-            "SELECT d.source, d.version, d.imported_at, d.id AS dataset_id, f.factor_key, f.unit, f.region, f.year, "
-            "f.kg_co2e_per_unit FROM factors f JOIN factor_datasets d ON d.id = f.dataset_id"
-        ),
-    )
-    order = df[["source", "imported_at", "dataset_id"]].drop_duplicates().sort_values(["imported_at", "dataset_id"])
-    newest = order.groupby("source")["dataset_id"].last()
-    df["latest"] = df["dataset_id"].isin(newest.to_numpy())
-    return df.drop(columns=["imported_at", "dataset_id"])
-
-
-def builtin_factor_table() -> pd.DataFrame:
-    """The built-in set in the shape of :func:`factor_table`, for calculating without a database."""
-    from . import builtin_factors
-
-    df = builtin_factors()[["source", "version", "factor_key", "unit", "region", "year", "kg_co2e_per_unit"]]
-    return df.assign(latest=True)

@@ -1,7 +1,8 @@
 """A tenant hub's settings, in layers: defaults, then the tenant's file, then its secrets.
 
-``DATA_DIR/tenants/<slug>/hub.yaml`` is written by ``scope3 tenant create`` and kept current by
-``scope3 user add`` (its ``users`` list); an operator may edit the other keys. Secrets (cookie secret,
+``DATA_DIR/tenants/<slug>/hub.yaml`` is written by ``scope3 tenant create`` (or by the hub's first start)
+and an operator may edit it. Who may log in, and with which role, is not in it: the platform database is
+the one source of membership (``scope3 user add``), read by the hub's authenticator. Secrets (cookie secret,
 proxy token, database URLs) live apart in ``hub_secrets.json`` and ``secrets.json`` (mode 0600). The
 schema is strict: an unknown or mistyped key, or a value of the wrong type, is refused with a message
 naming the file and the key.
@@ -10,6 +11,7 @@ naming the file and the key.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -17,24 +19,18 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.engine import Engine
 
+from .. import tenancy
 from ..errors import ConfigurationError
-from ..models import Role
+
+log = logging.getLogger(__name__)
 
 HUB_FILE = "hub.yaml"
 HUB_SECRETS_FILE = "hub_secrets.json"
 # Each tenant gets a block of 10 ports from here, by tenant id: public proxy, hub API, proxy API,
 # dashboard (Voila). Override in hub.yaml when they clash with something else on the machine.
 PORT_BASE = 18000
-
-
-class HubUser(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    name: str
-    role: Literal["owner", "admin", "member", "viewer"] = Field(
-        description="owner and admin run the hub, member analyses, viewer sees dashboards"
-    )
 
 
 class HubFile(BaseModel):
@@ -62,7 +58,6 @@ class HubFile(BaseModel):
         90, ge=5, le=3600,
         description="A dashboard cell still running after this many seconds ends the page with an error.")
     scheduler: bool = Field(True, description="Run the scheduled-reports service with this hub.")
-    users: list[HubUser] = Field(default_factory=list, description="Generated from the platform's users table.")
 
 
 class HubSecrets(BaseModel):
@@ -117,18 +112,21 @@ def write_initial(data_dir: Path, slug: str, tenant_id: int) -> Path:
     return path
 
 
-def set_users(data_dir: Path, slug: str, users: list[tuple[str, str]]) -> None:
-    """Replace the ``users`` list of the tenant's hub file (the other keys are kept as they are)."""
+def ensure(engine: Engine, data_dir: Path, slug: str) -> Path:
+    """The tenant's hub file and hub secrets, written with the defaults if missing (a tenant created from
+    Python rather than ``scope3 tenant create`` gets them here, at its hub's first start)."""
     path = tenant_dir(data_dir, slug) / HUB_FILE
-    hub = _read_hub_file(path)
-    hub.users = [HubUser(name=n, role=Role(r).value) for n, r in sorted(users)]
-    _write_hub_file(path, hub)
+    if path.exists() and (path.parent / HUB_SECRETS_FILE).exists():
+        return path
+    with engine.connect() as conn:
+        tid = tenancy.tenant_id(conn, slug)
+    return write_initial(data_dir, slug, tid)
 
 
 def _write_hub_file(path: Path, hub: HubFile) -> None:
     header = (
         "# JupyterHub settings of this tenant, layered over the defaults and under its secrets.\n"
-        "# Written by `scope3 tenant create`; `users` is rewritten by `scope3 user add`.\n"
+        "# Written by `scope3 tenant create`; membership is in the platform database (`scope3 user add`).\n"
         "# Unknown keys are refused. See `scope3 hub settings SLUG` for the result of the layering.\n"
     )
     data = hub.model_dump(mode="json")
@@ -159,6 +157,9 @@ def _read_hub_file(path: Path) -> HubFile:
         raise ConfigurationError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigurationError(f"{path}: must be a mapping of settings, got {type(raw).__name__}")
+    if "users" in raw:  # written by earlier versions; membership now lives only in the database
+        log.warning("%s: ignoring 'users' (membership comes from the platform database); remove the key", path)
+        raw = {k: v for k, v in raw.items() if k != "users"}
     try:
         return HubFile.model_validate(raw)
     except ValidationError as exc:

@@ -33,7 +33,8 @@ from sqlalchemy.engine import Engine
 from ..config import Settings
 from ..errors import BrokerUnavailable, ConfigurationError
 from ..models import BrokerAccount, Device, Tenant
-from .devices import mosquitto_hash, mqtt_username, readings_topic
+from .contract import READINGS_FILTER, device_topic_pattern
+from .credentials import mosquitto_hash, mqtt_username
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,6 @@ class EmbeddedBroker:
 INGEST_ACCOUNT = "scope3-ingest"
 # The shared-subscription group the ingest workers join ($share/<group>/scope3/+/+/readings).
 INGEST_SHARE_GROUP = "ingest"
-READINGS_FILTER = "scope3/+/+/readings"
 
 # Bytes of QoS 1 messages Mosquitto keeps per client beyond those in flight. With
 # max_queued_messages 0 this is the only bound, and a message arriving beyond it IS DROPPED, so it
@@ -362,7 +362,7 @@ def write_auth_files(engine: Engine, password_file: Path, acl_file: Path) -> int
         user = mqtt_username(d.slug, d.device_key)
         passwd.append(f"{user}:{d.credential_hash}")
         # Write only, under its own topic: a device can neither impersonate another nor read anything.
-        acl.append(f"user {user}\ntopic write {readings_topic(d.slug, d.device_key).rsplit('/', 1)[0]}/#\n")
+        acl.append(f"user {user}\ntopic write {device_topic_pattern(d.slug, d.device_key)}\n")
     # No comment line in the password file: mosquitto_passwd calls such a file corrupt.
     _write_file(password_file, "\n".join(passwd) + "\n")
     _write_file(acl_file, "\n".join(acl))

@@ -42,16 +42,34 @@ _RFC3339 = re.compile(
 _READING_KEYS = {"ts", "kwh", "device"}
 
 
+# The topic of a meter's readings, defined here once: the simulator publishes to it, the broker's ACL lets
+# each device write only under its own tenant/device levels, and the ingest subscribes to all of them.
+TOPIC_PREFIX = "scope3"
+READINGS = "readings"
+#: What the ingest subscribes to (every tenant's every device).
+READINGS_FILTER = f"{TOPIC_PREFIX}/+/+/{READINGS}"
+
+
 @dataclass(frozen=True)
 class Topic:
     tenant: str
     device: str
 
 
+def readings_topic(tenant: str, device: str) -> str:
+    """``scope3/<tenant>/<device>/readings``: where a device publishes."""
+    return f"{TOPIC_PREFIX}/{tenant}/{device}/{READINGS}"
+
+
+def device_topic_pattern(tenant: str, device: str) -> str:
+    """``scope3/<tenant>/<device>/#``: everything a device's broker account may write to."""
+    return f"{TOPIC_PREFIX}/{tenant}/{device}/#"
+
+
 def parse_topic(topic: str) -> Topic:
     parts = topic.split("/")
-    if len(parts) != 4 or parts[0] != "scope3" or parts[3] != "readings" or not parts[1] or not parts[2]:
-        raise InvalidReading(f"topic {topic!r} is not scope3/<tenant>/<device>/readings")
+    if len(parts) != 4 or parts[0] != TOPIC_PREFIX or parts[3] != READINGS or not parts[1] or not parts[2]:
+        raise InvalidReading(f"topic {topic!r} is not {readings_topic('<tenant>', '<device>')}")
     return Topic(tenant=parts[1], device=parts[2])
 
 

@@ -11,9 +11,6 @@ once, so a removed device cannot connect any more.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
 import secrets
 from dataclasses import asdict, dataclass
@@ -25,45 +22,14 @@ from sqlalchemy.engine import Engine
 from ..errors import DuplicateDevice, InvalidArgument, UnknownDevice, UnknownSupplier
 from ..models import Device, Supplier
 from ..tenancy import check_limit, tenant_id
+from .contract import readings_topic
+from .credentials import mosquitto_hash, mqtt_username
 
 if TYPE_CHECKING:
     from .broker import MosquittoFiles
 
 DEVICE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REGION_RE = re.compile(r"^[A-Za-z0-9_-]{2,16}$")
-TOPIC_PREFIX = "scope3"
-
-# Mosquitto's mosquitto_passwd defaults (mosquitto 2.0): PBKDF2-SHA512, 101 iterations, 12-byte salt.
-_PBKDF2_ITERATIONS = 101
-_SALT_BYTES = 12
-
-
-def readings_topic(tenant: str, device: str) -> str:
-    return f"{TOPIC_PREFIX}/{tenant}/{device}/readings"
-
-
-def mqtt_username(tenant: str, device: str) -> str:
-    # '.' is in neither alphabet, so the pair is unambiguous; '/' would break Mosquitto ACL patterns.
-    return f"{tenant}.{device}"
-
-
-def mosquitto_hash(password: str, *, salt: bytes | None = None, iterations: int = _PBKDF2_ITERATIONS) -> str:
-    """Hash ``password`` exactly as ``mosquitto_passwd`` does (``$7$`` PBKDF2-SHA512)."""
-    salt = salt if salt is not None else secrets.token_bytes(_SALT_BYTES)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-def verify_mosquitto_hash(stored: str, password: str) -> bool:
-    try:
-        _, kind, iterations, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if kind != "7":
-        return False
-    expected = mosquitto_hash(password, salt=base64.b64decode(salt), iterations=int(iterations))
-    return hmac.compare_digest(expected.rsplit("$", 1)[1], digest)
-
 
 @dataclass(frozen=True)
 class DeviceCredentials:

@@ -21,7 +21,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from .broker import MqttParams
-from .devices import readings_topic
+from .contract import readings_topic
 
 log = logging.getLogger(__name__)
 

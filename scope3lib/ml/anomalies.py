@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Connection, Engine
 
+from .. import db
+
 GAP_FACTOR = 2.5
 STUCK_MIN = 4
 SPIKE_Z = 6.0
@@ -156,11 +158,9 @@ def flag_readings(readings: pd.DataFrame) -> pd.DataFrame:
 
 def device_readings(engine: Engine | Connection, since: dt.datetime | None = None) -> pd.DataFrame:
     """The tenant's readings with their device key (row-level security keeps them to the tenant)."""
-    from ..accounting.inventory import _read
-
     sql = ("SELECT d.device_key, r.ts, r.kwh FROM readings r JOIN devices d ON d.id = r.device_id"
            + (" WHERE r.ts >= :since" if since else "") + " ORDER BY d.device_key, r.ts")
-    return _read(engine, sql, {"since": since} if since else None)
+    return db.read_frame(engine, sql, {"since": since} if since else None)
 
 
 def synthetic_readings(devices: int, days: int, *, interval_s: int = 900, seed: int = 0,

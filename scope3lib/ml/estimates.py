@@ -27,285 +27,35 @@ not rewritten, so predicting again with the same model changes (and logs) nothin
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
-import sqlalchemy as sa
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import GradientBoostingRegressor
-from sklearn.model_selection import GroupKFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
 from sqlalchemy.engine import Connection, Engine
 
+from ..accounting import entries, inventory
 from ..categories import DataSource, Method
-from ..errors import (
-    ConfigurationError,
-    EstimatorError,
-    InvalidArgument,
-    ModelNotFound,
-    TooFewReportingSuppliers,
-    UnknownSector,
+from ..config import Settings
+from ..errors import ConfigurationError, EstimatorError, InvalidArgument, ModelNotFound
+from ..factors import lookup
+from ..tenancy import connected_tenant
+from . import registry as models_registry
+from .estimator import (
+    EEIO_SOURCE,
+    FACTOR_SOURCE,
+    MIN_REPORTING,
+    Estimator,
+    eeio_estimates,
+    evaluate,
+    features,
+    train,
 )
-from ..factors import builtin_factors
+from .suppliers import tenant_suppliers
 
-MIN_REPORTING = 30  # below this, 5-fold CV leaves too few suppliers per fold to calibrate an interval
-ALPHA = 0.10  # 90 % intervals
-EEIO_SOURCE = "epa-useeio"
-FACTOR_SOURCE = "ml-estimator"
-CATEGORICAL = ["country", "region", "category"]
-NUMERIC = ["log_eeio", "log10_spend"]
-MAX_LOG_DEPARTURE = 2.5  # cap on |log(estimate / EEIO)|: an estimate never departs more than ~12x from EEIO
-
-DEFAULT_PARAMS: dict[str, Any] = {
-    "loss": "huber", "n_estimators": 120, "learning_rate": 0.05, "max_depth": 2, "min_samples_leaf": 5,
-    "subsample": 0.8,
-}
-
-
-def eeio_factors(engine: Engine | Connection | None = None) -> pd.Series:
-    """EEIO factor (kg CO2e per 2022 USD) by NAICS code: the latest stored ``epa-useeio`` dataset, or the
-    built-in subset without an engine."""
-    if engine is None:
-        df = builtin_factors(EEIO_SOURCE)
-        return df.set_index("factor_key")["kg_co2e_per_unit"].astype(float)
-    from ..factors.store import factor_table
-
-    t = factor_table(engine)
-    t = t[(t["source"] == EEIO_SOURCE) & t["latest"]]
-    return t.drop_duplicates("factor_key").set_index("factor_key")["kg_co2e_per_unit"].astype(float)
-
-
-def features(suppliers: pd.DataFrame, eeio: pd.Series | None = None) -> pd.DataFrame:
-    """Model inputs from suppliers (naics_code, country, region, annual_spend in USD, category).
-
-    Raises :class:`UnknownSector` for NAICS codes without an EEIO factor.
-    """
-    eeio = eeio_factors() if eeio is None else eeio
-    codes = suppliers["naics_code"].astype(str)
-    factor = codes.map(eeio).to_numpy(dtype=float)
-    bad = ~np.isfinite(factor) | (factor <= 0)
-    if bad.any():
-        raise UnknownSector(sorted(set(codes[bad])))
-    spend = pd.to_numeric(suppliers["annual_spend"], errors="coerce").fillna(1.0).clip(lower=1.0)
-    return pd.DataFrame({
-        "log_eeio": np.log(factor),
-        "log10_spend": np.log10(spend.to_numpy(dtype=float)),
-        "country": suppliers["country"].fillna("unknown").astype(str).to_numpy(),
-        "region": suppliers["region"].fillna("unknown").astype(str).to_numpy(),
-        "category": suppliers["category"].fillna(0).astype(int).astype(str).to_numpy(),
-    }, index=suppliers.index)
-
-
-def _pipeline(params: dict[str, Any], seed: int) -> Pipeline:
-    encode = ColumnTransformer([
-        ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=3, sparse_output=False), CATEGORICAL),
-        ("num", "passthrough", NUMERIC),
-    ])
-    return Pipeline([("encode", encode), ("model", GradientBoostingRegressor(random_state=seed, **params))])
-
-
-def _sigma(codes: pd.Series, peers: dict[str, int]) -> np.ndarray:
-    """Difficulty of each estimate: wider when few reporting suppliers share the sector."""
-    n = codes.astype(str).map(peers).fillna(0).to_numpy(dtype=float)
-    return np.asarray(1.0 + 1.0 / np.sqrt(1.0 + n))
-
-
-def conformal_quantile(scores: np.ndarray, alpha: float = ALPHA) -> float:
-    """The split-conformal quantile of nonconformity scores (finite-sample corrected)."""
-    n = len(scores)
-    level = min(1.0, math.ceil((n + 1) * (1 - alpha)) / n)
-    return float(np.quantile(scores, level, method="higher"))
-
-
-def score(true_intensity: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """MAPE (%) on intensity and R² on log intensity."""
-    t, p = np.asarray(true_intensity, dtype=float), np.asarray(predicted, dtype=float)
-    lt, lp = np.log(t), np.log(p)
-    ss_res = float(np.sum((lt - lp) ** 2))
-    ss_tot = float(np.sum((lt - lt.mean()) ** 2))
-    return {"mape_pct": float(np.mean(np.abs(p - t) / t) * 100), "r2_log": 1.0 - ss_res / ss_tot if ss_tot else 0.0}
-
-
-def fingerprint(frame: pd.DataFrame) -> str:
-    """sha256 of the training rows (sorted, values rounded), so a model names the data it learnt from."""
-    cols = ["name", "naics_code", "country", "region", "annual_spend", "category", "intensity"]
-    df = frame[[c for c in cols if c in frame.columns]].sort_values("name")
-    text = df.to_csv(index=False, float_format="%.8g")
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-@dataclass
-class Estimator:
-    """A trained intensity estimator: the sklearn pipeline, its conformal quantile and sector peer counts."""
-
-    pipeline: Pipeline
-    q: float  # conformal quantile of |log residual| / sigma
-    peers: dict[str, int]  # reporting suppliers per NAICS code in the training data
-    params: dict[str, Any]
-    metrics: dict[str, float]
-    fingerprint: str
-    alpha: float = ALPHA
-    version: str | None = None  # set by the model registry
-    eeio: pd.Series = field(default_factory=eeio_factors, repr=False)
-
-    def predict(self, suppliers: pd.DataFrame) -> pd.DataFrame:
-        """One row per supplier: estimate, lower, upper (kg CO2e per 2022 USD), confidence (0-1),
-        data_quality (4-5), eeio_factor, basis ``"ml"`` and model_version."""
-        x = features(suppliers, self.eeio)
-        departure = np.clip(self.pipeline.predict(x), -MAX_LOG_DEPARTURE, MAX_LOG_DEPARTURE)
-        log_est = x["log_eeio"].to_numpy() + departure
-        half = self.q * _sigma(suppliers["naics_code"], self.peers)
-        peers = suppliers["naics_code"].astype(str).map(self.peers).fillna(0).to_numpy()
-        confidence = np.exp(-half)
-        out = pd.DataFrame({
-            "naics_code": suppliers["naics_code"].astype(str).to_numpy(),
-            "eeio_factor": np.exp(x["log_eeio"].to_numpy()),
-            "estimate": np.exp(log_est),
-            "lower": np.exp(log_est - half),
-            "upper": np.exp(log_est + half),
-            "confidence": confidence,
-            "data_quality": np.where((peers >= 3) & (confidence >= 0.5), 4, 5),
-            "basis": "ml",
-            "model_version": self.version,
-        }, index=suppliers.index)
-        if "name" in suppliers.columns:
-            out.insert(0, "name", suppliers["name"].to_numpy())
-        return out
-
-
-def train(reporting: pd.DataFrame, *, seed: int = 0, min_suppliers: int = MIN_REPORTING, folds: int = 5,
-          params: dict[str, Any] | None = None, eeio: pd.Series | None = None) -> Estimator:
-    """Train on suppliers with their own ``intensity`` (kg CO2e per 2022 USD), one row per supplier.
-
-    Metrics are out-of-fold (cross-validation grouped by supplier): ``mape_pct``/``r2_log`` of the model and
-    of the EEIO baseline (``eeio_mape_pct``/``eeio_r2_log``), the interval's out-of-fold ``coverage`` and its
-    median width ratio ``upper/lower``.
-    """
-    eeio = eeio_factors() if eeio is None else eeio
-    params = {**DEFAULT_PARAMS, **(params or {})}
-    intensity = pd.to_numeric(reporting["intensity"], errors="coerce")
-    rep = reporting[np.isfinite(intensity) & (intensity > 0)].reset_index(drop=True)
-    if len(rep) < min_suppliers:
-        raise TooFewReportingSuppliers(len(rep), min_suppliers)
-    x = features(rep, eeio)
-    y = np.log(rep["intensity"].to_numpy(dtype=float)) - x["log_eeio"].to_numpy()
-    groups = rep["name"].astype(str).to_numpy()
-    codes = rep["naics_code"].astype(str)
-    oof = np.zeros(len(rep))
-    sigma = np.zeros(len(rep))
-    for fit_idx, test_idx in GroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y, groups):
-        pipe = _pipeline(params, seed).fit(x.iloc[fit_idx], y[fit_idx])
-        oof[test_idx] = np.clip(pipe.predict(x.iloc[test_idx]), -MAX_LOG_DEPARTURE, MAX_LOG_DEPARTURE)
-        fold_peers = codes.iloc[fit_idx].value_counts().to_dict()
-        sigma[test_idx] = _sigma(codes.iloc[test_idx], fold_peers)
-    scores = np.abs(y - oof) / sigma
-    q = conformal_quantile(scores, ALPHA)
-    true = rep["intensity"].to_numpy(dtype=float)
-    eeio_pred = np.exp(x["log_eeio"].to_numpy())
-    model = score(true, eeio_pred * np.exp(oof))
-    base = score(true, eeio_pred)
-    metrics = {
-        "suppliers": float(len(rep)), "mape_pct": model["mape_pct"], "r2_log": model["r2_log"],
-        "eeio_mape_pct": base["mape_pct"], "eeio_r2_log": base["r2_log"],
-        "coverage": float(np.mean(scores <= q)), "median_width_ratio": float(np.median(np.exp(2 * q * sigma))),
-        "q": q,
-        # The gate the tenant path applies: an estimator that does not beat EEIO out of fold is not used.
-        "beats_baseline": float(model["mape_pct"] < base["mape_pct"] and model["r2_log"] > base["r2_log"]),
-    }
-    final = _pipeline(params, seed).fit(x, y)
-    return Estimator(pipeline=final, q=q, peers={str(k): int(v) for k, v in codes.value_counts().items()},
-                     params={**params, "seed": seed, "folds": folds}, metrics=metrics, fingerprint=fingerprint(rep),
-                     eeio=eeio)
-
-
-def eeio_estimates(suppliers: pd.DataFrame, reason: str, eeio: pd.Series | None = None) -> pd.DataFrame:
-    """The fallback: the EEIO factor as the estimate (data quality 4, no interval), with the reason."""
-    x = features(suppliers, eeio)
-    factor = np.exp(x["log_eeio"].to_numpy())
-    out = pd.DataFrame({
-        "naics_code": suppliers["naics_code"].astype(str).to_numpy(), "eeio_factor": factor, "estimate": factor,
-        "lower": np.nan, "upper": np.nan, "confidence": np.nan, "data_quality": 4, "basis": "eeio",
-        "model_version": None, "reason": reason,
-    }, index=suppliers.index)
-    if "name" in suppliers.columns:
-        out.insert(0, "name", suppliers["name"].to_numpy())
-    return out
-
-
-def evaluate(estimator: Estimator, heldout: pd.DataFrame) -> pd.DataFrame:
-    """Model against the EEIO baseline on suppliers with a known ``true_intensity`` (or ``intensity``):
-    rows ``model`` and ``eeio``, columns mape_pct, r2_log, coverage (model only), suppliers."""
-    truth_col = "true_intensity" if "true_intensity" in heldout.columns else "intensity"
-    true = heldout[truth_col].to_numpy(dtype=float)
-    pred = estimator.predict(heldout)
-    inside = (true >= pred["lower"].to_numpy()) & (true <= pred["upper"].to_numpy())
-    rows = {
-        "model": {**score(true, pred["estimate"].to_numpy()), "coverage": float(inside.mean())},
-        "eeio": {**score(true, pred["eeio_factor"].to_numpy()), "coverage": float("nan")},
-    }
-    df = pd.DataFrame(rows).T
-    df["suppliers"] = len(heldout)
-    return df
-
-
-# --- The tenant's data ------------------------------------------------------------------------------------
-
-
-def tenant_suppliers(engine: Engine | Connection) -> pd.DataFrame:
-    """The tenant's suppliers with what the estimator needs, one row each.
-
-    Columns: supplier_id, name, naics_code, country, region, annual_spend (USD; the entries' spend when the
-    supplier has none), category (the category most of its emissions fall in), kg_co2e, spend_usd,
-    intensity (kg CO2e per USD from its supplier-specific entries; NaN when it does not report), reports.
-    """
-    from ..accounting.inventory import _read, entries
-
-    sup = _read(engine, "SELECT id AS supplier_id, name, naics_code, country, region, annual_spend, spend_currency "
-                        "FROM suppliers ORDER BY id")
-    e = entries(engine)
-    e = e[e["supplier_id"].notna()].astype({"supplier_id": "int64"})
-    totals = e.groupby("supplier_id").agg(kg_co2e=("kg_co2e", "sum"), spend_usd=("spend_usd", "sum"))
-    own = e[e["method"] == Method.SUPPLIER_SPECIFIC.value].groupby("supplier_id")[["kg_co2e", "spend_usd"]].sum()
-    intensity = (own["kg_co2e"] / own["spend_usd"]).rename("intensity")
-    main_cat = (e.groupby(["supplier_id", "category"])["kg_co2e"].sum().reset_index()
-                .sort_values(["supplier_id", "kg_co2e"], ascending=[True, False])
-                .drop_duplicates("supplier_id").set_index("supplier_id")["category"])
-    df = sup.set_index("supplier_id").join(totals).join(intensity).join(main_cat.rename("category"))
-    df["annual_spend"] = pd.to_numeric(df["annual_spend"], errors="coerce").astype(float).fillna(df["spend_usd"])
-    df["category"] = df["category"].fillna(1).astype(int)
-    df["reports"] = df["intensity"].notna() & (df["intensity"] > 0)
-    return df.reset_index().drop(columns=["spend_currency"])
-
-
-_UPDATE = sa.text("""
-UPDATE emission_entries e
-   SET factor_source = :source, factor_version = m.version, factor_value = m.estimate,
-       kg_co2e = e.kg_co2e * m.estimate / e.factor_value, data_source = :ml, data_quality = m.dq,
-       description = split_part(coalesce(e.description, ''), ' | ML ', 1) || ' | ML ' || m.note
-  FROM unnest(CAST(:ids AS bigint[]), CAST(:estimates AS float8[]), CAST(:dqs AS smallint[]),
-              CAST(:versions AS text[]), CAST(:notes AS text[])) AS m(supplier_id, estimate, dq, version, note)
- WHERE e.supplier_id = m.supplier_id
-   AND e.method = :spend_based
-   AND e.factor_source IN (:eeio, :source)
-   AND e.factor_value > 0
-   AND NOT EXISTS (SELECT 1 FROM periods p WHERE p.tenant_id = e.tenant_id AND p.status = 'closed'
-                   AND e.period_start <= p.period_end AND e.period_end >= p.period_start)
-   -- An entry that already holds this estimate is left alone: every UPDATE appends a ledger leaf, and a
-   -- nightly run that rewrote unchanged entries would grow the ledger by the whole estimated inventory
-   -- each night (and x * a / a can drift kg_co2e by an ulp).
-   AND (e.factor_source, e.factor_version, e.factor_value, e.data_source, e.data_quality,
-        e.description = split_part(coalesce(e.description, ''), ' | ML ', 1) || ' | ML ' || m.note)
-       IS DISTINCT FROM (:source, m.version, m.estimate, :ml, m.dq, true)
-""")
-
+__all__ = ["EEIO_SOURCE", "FACTOR_SOURCE", "MIN_REPORTING", "Estimator", "eeio_estimates", "evaluate", "features",
+           "tenant_suppliers", "train"]
 
 def estimate_note(pred: pd.DataFrame) -> pd.Series:
     """The words stored with each estimate: value, 90 % interval, confidence, the EEIO factor it replaces."""
@@ -324,24 +74,14 @@ def write_estimates(engine: Engine, predictions: pd.DataFrame) -> int:
     pred = predictions[predictions["basis"] == "ml"]
     if pred.empty:
         return 0
-    params = {
-        "ids": pred["supplier_id"].astype("int64").tolist(),
-        "estimates": pred["estimate"].astype(float).tolist(),
-        "dqs": pred["data_quality"].astype(int).tolist(),
-        "versions": pred["model_version"].astype(str).tolist(),
-        "notes": estimate_note(pred).tolist(),
-        "source": FACTOR_SOURCE, "ml": DataSource.ML.value, "spend_based": Method.SPEND_BASED.value,
-        "eeio": EEIO_SOURCE,
-    }
+    rows = pred.assign(note=estimate_note(pred))
     with engine.begin() as conn:
-        return int(conn.execute(_UPDATE, params).rowcount)
+        return entries.apply_estimates(conn, rows, source=FACTOR_SOURCE, replaceable=[EEIO_SOURCE, FACTOR_SOURCE])
 
 
 def estimated_share(engine: Engine | Connection) -> pd.DataFrame:
     """For dashboards: per category, kg CO2e in total, from ML estimates, and their share (0-1)."""
-    from ..accounting.inventory import entries, source_shares
-
-    return source_shares(entries(engine)).drop(index=0)[["kg_co2e", "ml_kg_co2e", "ml_share"]]
+    return inventory.source_shares(entries.read(engine)).drop(index=0)[["kg_co2e", "ml_kg_co2e", "ml_share"]]
 
 
 # --- The tenant's models: train, predict, report -------------------------------------------------------
@@ -360,17 +100,10 @@ class PredictionOutcome:
     unknown_sectors: list[str]
 
 
-def _tenant_eeio(engine: Engine | Connection) -> pd.Series:
-    stored = eeio_factors(engine)
-    return stored if not stored.empty else eeio_factors()
-
-
 def train_tenant(engine: Engine, data_dir: Path, slug: str, *, seed: int = 0) -> Estimator:
     """Train on the tenant's reporting suppliers and store the model as the next version (engine: the
     tenant's own). Raises :class:`TooFewReportingSuppliers` / :class:`UnknownSector`; nothing is stored then."""
-    from . import registry as models_registry
-
-    eeio = _tenant_eeio(engine)
+    eeio = lookup.sector_factors(engine)
     sup = tenant_suppliers(engine)
     reporting = sup[sup["reports"]]
     known = reporting["naics_code"].astype(str).isin(eeio.index)
@@ -388,9 +121,7 @@ def predict_tenant(engine: Engine, data_dir: Path, slug: str, *, version: str | 
     there is no model or the model did not beat EEIO out of fold; suppliers without an EEIO sector are
     listed in ``unknown_sectors`` and left alone. A ``version`` that is not stored raises
     :class:`~scope3lib.errors.ModelNotFound`."""
-    from . import registry as models_registry
-
-    eeio = _tenant_eeio(engine)
+    eeio = lookup.sector_factors(engine)
     sup = tenant_suppliers(engine)
     targets = sup[~sup["reports"]]
     known = targets["naics_code"].astype(str).isin(eeio.index)
@@ -417,8 +148,6 @@ def predict_tenant(engine: Engine, data_dir: Path, slug: str, *, version: str | 
 def report_tenant(data_dir: Path, slug: str, version: str | None = None) -> pd.DataFrame:
     """The model's out-of-fold metrics against the EEIO baseline: rows ``model`` and ``eeio``, columns
     mape_pct, r2_log, coverage (of the 90 % interval), suppliers, and the model version."""
-    from . import registry as models_registry
-
     m = models_registry.load(data_dir, slug, version).metrics
     est_version = version or models_registry.versions(data_dir, slug)["version"].iloc[-1]
     return pd.DataFrame({
@@ -439,9 +168,6 @@ def tenant_models(engine: Engine | Connection) -> tuple[Path, str]:
     which the report runner gives report kernels next to the tenant's database URL. ``SCOPE3_TENANT``, when
     set, must name the same tenant.
     """
-    from ..config import Settings
-    from ..tenancy import connected_tenant
-
     slug = connected_tenant(engine)
     if slug is None:
         raise ConfigurationError("this connection is not a tenant's role: connect with scope3lib.connect() "
@@ -479,9 +205,7 @@ def stored_estimates(engine: Engine | Connection) -> pd.DataFrame:
     kg CO2e per 2022 USD, 4 significant digits as stored), confidence (0-1), eeio_factor (the factor the
     estimate replaced), data_quality (worst of the entries, 4-5), entries, kg_co2e.
     """
-    from ..accounting.inventory import entries
-
-    e = entries(engine)
+    e = entries.read(engine)
     ml = e[e["data_source"] == DataSource.ML.value]
     if ml.empty:
         return pd.DataFrame(columns=_STORED_COLUMNS)
@@ -531,9 +255,7 @@ class EstimatedInventory:
 
 def estimated_inventory(engine: Engine | Connection) -> EstimatedInventory:
     """The whole inventory's split between ML estimates, EEIO spend-based factors and the rest."""
-    from ..accounting.inventory import entries
-
-    e = entries(engine)
+    e = entries.read(engine)
     ml = e["data_source"] == DataSource.ML.value
     eeio = ~ml & (e["method"] == Method.SPEND_BASED.value) & (e["factor_source"] == EEIO_SOURCE)
     return EstimatedInventory(
@@ -548,8 +270,6 @@ def describe_model(data_dir: Path, slug: str, version: str | None = None) -> str
     """The model in words (Markdown): version, when and on how many reporting suppliers it was trained, its
     out-of-fold MAPE and R² against the EEIO baseline, interval coverage, and whether estimates use it; or
     that there is none and what happens instead."""
-    from . import registry as models_registry
-
     folder = models_registry.registry_dir(data_dir, slug)
     try:
         table = models_registry.versions(data_dir, slug)
@@ -627,8 +347,6 @@ def batch_estimates(engine: Engine, data_dir: Path, slug: str, *, retrain: bool 
     :class:`~scope3lib.errors.ModelNotFound` for a ``version`` that is not stored and
     :class:`~scope3lib.errors.InvalidArgument` for ``retrain`` with a ``version`` (training makes a new one).
     """
-    from . import registry as models_registry
-
     if retrain and version:
         raise InvalidArgument(f"retrain trains a new model version, so it cannot also predict with {version!r}: "
                               "leave the version empty (the new model is used) or do not retrain")

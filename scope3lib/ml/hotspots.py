@@ -21,6 +21,8 @@ import pandas as pd
 from sklearn.ensemble import IsolationForest
 from sqlalchemy.engine import Connection, Engine
 
+from .suppliers import tenant_suppliers
+
 Z_FLAG = 3.0
 Z_WITH_FOREST = 2.0
 MIN_PEERS = 5
@@ -95,10 +97,8 @@ def hotspots(suppliers: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
 
 
 def tenant_intensities(engine: Engine | Connection) -> pd.DataFrame:
-    """The tenant's suppliers (:func:`scope3lib.ml.estimates.tenant_suppliers`) with ``intensity`` their
+    """The tenant's suppliers (:func:`scope3lib.ml.suppliers.tenant_suppliers`) with ``intensity`` their
     emissions over their spend (supplier-specific, ML-estimated or EEIO entries alike)."""
-    from .estimates import tenant_suppliers
-
     sup = tenant_suppliers(engine)
     sup["intensity"] = sup["kg_co2e"] / sup["spend_usd"].where(sup["spend_usd"] > 0)
     return sup

@@ -21,7 +21,7 @@ import skops.io as sio
 
 from ..errors import ModelNotFound, Scope3Error
 from ..tenancy import tenant_dir
-from .estimates import Estimator, eeio_factors
+from .estimator import Estimator, eeio_factors
 
 KIND = "supplier-intensity"
 # Only these modules may appear in a model file; anything else is refused before it is loaded.

@@ -32,27 +32,13 @@ from sqlalchemy.engine import Engine
 from ..accounting import inventory
 from ..categories import CATEGORIES, category_label
 from ..errors import ScenarioError, Scope3Error
-from ..meters.rollup import device_status
+from ..meters.status import daily_energy, device_status
 from ..tenancy import connected_tenant
 from . import charts
 
 log = logging.getLogger(__name__)
 
 PRIMARY_SOURCES = ("manual", "iot")  # supplier-reported or metered, as opposed to imports of spend and ML
-
-
-def daily_energy(engine: Engine, days: int = 30, today: dt.date | None = None) -> pd.DataFrame:
-    """kWh per day from meter readings, with the kg CO2e of the daily IoT entries, for the last ``days``."""
-    today = today or dt.datetime.now(dt.UTC).date()
-    since = today - dt.timedelta(days=days - 1)
-    with engine.connect() as conn:
-        kwh = pd.read_sql(sa.text(
-            "SELECT (ts AT TIME ZONE 'UTC')::date AS day, sum(kwh) AS kwh FROM readings "
-            "WHERE ts >= :since GROUP BY 1 ORDER BY 1"), conn, params={"since": since})
-        co2 = pd.read_sql(sa.text(
-            "SELECT period_start AS day, sum(kg_co2e) AS kg_co2e FROM emission_entries "
-            "WHERE data_source = 'iot' AND period_start >= :since GROUP BY 1"), conn, params={"since": since})
-    return kwh.merge(co2, on="day", how="left").fillna({"kg_co2e": 0.0})
 
 
 def kpis(entries: pd.DataFrame) -> dict[str, float]:

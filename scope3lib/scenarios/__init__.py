@@ -28,7 +28,6 @@ from .model import (
     result_table,
     run,
     save,
-    sector_factors,
     target_pathway,
 )
 
@@ -37,5 +36,5 @@ __all__ = [
     "Scenario", "ScenarioResult", "SpendReduction", "SupplierEngagement", "SupplierSwitch", "TransportModeShift",
     "baseline", "baseline_from_entries", "comparison_figure", "cost_curve", "cost_curve_figure", "dashboard_figures",
     "delete", "from_yaml", "list_scenarios", "load", "parse", "project", "result_table", "run", "save",
-    "sector_factors", "target_pathway",
+    "target_pathway",
 ]  # fmt: skip

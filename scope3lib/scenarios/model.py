@@ -47,7 +47,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..accounting import inventory
 from ..categories import CATEGORIES, Method, category_label
 from ..errors import InvalidLever, ScenarioError
-from ..meters.rollup import grid_factor
+from ..factors import lookup
 
 T_PER_KG = 1e-3
 
@@ -111,7 +111,7 @@ class RenewableElectricity(_Lever):
 
     ``annual_kwh`` is the electricity behind the tenant's purchases from them (kWh per year at base-year
     volume). Abated kg per year = annual_kwh × share × grid factor (location-based, kg CO2e/kWh, of the
-    region in the base year, :func:`scope3lib.meters.rollup.grid_factor`), capped at their emissions;
+    region in the base year, :func:`scope3lib.factors.lookup.grid_factor`), capped at their emissions;
     the premium costs annual_kwh × share × premium_per_kwh USD per year.
     """
 
@@ -141,7 +141,7 @@ class RenewableElectricity(_Lever):
         if len(regions) != 1:
             raise ValueError(f"{self.target()!r} has no single grid region in the supplier table "
                              f"(found {sorted(regions) or 'none'}); set the supplier's region")
-        gf = grid_factor(str(regions[0]), ctx.base_year)
+        gf = lookup.grid_factor(None, str(regions[0]), ctx.base_year, table=ctx.factor_table)
         if gf is None:
             raise ValueError(f"no grid factor for region {regions[0]!r} in or before {ctx.base_year}")
         kg = float(base.loc[mask, "kg_co2e"].sum())
@@ -398,20 +398,6 @@ def baseline(engine: Engine | Connection, base_year: int) -> pd.DataFrame:
     return baseline_from_entries(e, suppliers)
 
 
-def sector_factors(engine: Engine | Connection | None = None) -> pd.Series:
-    """EPA USEEIO kg CO2e per 2022 USD by NAICS code: the latest stored version, else the built-in set."""
-    from ..factors import builtin_factors
-    from ..factors.store import factor_table
-
-    df = pd.DataFrame()
-    if engine is not None:
-        df = factor_table(engine)
-        df = df[(df["source"] == "epa-useeio") & df["latest"]]
-    if df.empty:
-        df = builtin_factors("epa-useeio")
-    return df.drop_duplicates("factor_key").set_index("factor_key")["kg_co2e_per_unit"].astype(float)
-
-
 # --- projection ----------------------------------------------------------------------------------
 
 
@@ -419,6 +405,7 @@ def sector_factors(engine: Engine | Connection | None = None) -> pd.Series:
 class _Context:
     base_year: int
     sector_factors: pd.Series
+    factor_table: pd.DataFrame | None = None  # grid factors come from here (None: the built-in set)
 
 
 @dataclass
@@ -458,16 +445,19 @@ def _npv(cash: np.ndarray, rate: float) -> np.ndarray:
 
 
 def project(scenario: Scenario, base: pd.DataFrame, factors: pd.Series | None = None,
-            pathway_rate: float = SBTI_1P5C_ANNUAL_RATE) -> ScenarioResult:
+            pathway_rate: float = SBTI_1P5C_ANNUAL_RATE, *, factor_table: pd.DataFrame | None = None
+            ) -> ScenarioResult:
     """Apply ``scenario`` to the base-year inventory ``base`` (:func:`baseline`); pure, no database.
 
-    ``factors`` are the sector factors for supplier switches to a NAICS sector (default: built-in EPA
-    USEEIO). Raises :class:`InvalidLever` for a lever that names what the inventory does not have.
+    ``factors`` are the sector factors for supplier switches to a NAICS sector and ``factor_table`` the
+    factors grid lookups choose from (both by :mod:`scope3lib.factors.lookup`; default: the built-in set).
+    Raises :class:`InvalidLever` for a lever that names what the inventory does not have.
     """
     if base.empty or not base["kg_co2e"].sum() > 0:
         raise ScenarioError(f"scenario {scenario.name!r}: the base-year ({scenario.base_year}) inventory is empty")
     base = base.reset_index(drop=True)
-    ctx = _Context(scenario.base_year, sector_factors() if factors is None else factors)
+    ctx = _Context(scenario.base_year, lookup.sector_factors(None) if factors is None else factors,
+                   factor_table)
     years = np.arange(scenario.base_year, scenario.target_year + 1)
     t = years - scenario.base_year
     growth = (1.0 + scenario.growth) ** t
@@ -568,8 +558,10 @@ def _fingerprint(scenario: Scenario, base: pd.DataFrame, ctx: _Context, rate: fl
 
 def run(engine: Engine | Connection, scenario: Scenario, pathway_rate: float = SBTI_1P5C_ANNUAL_RATE
         ) -> ScenarioResult:
-    """Project ``scenario`` on the engine's tenant: its base-year inventory and the stored sector factors."""
-    return project(scenario, baseline(engine, scenario.base_year), sector_factors(engine), pathway_rate)
+    """Project ``scenario`` on the engine's tenant: its base-year inventory and the stored factors."""
+    table = lookup.factor_table(engine)
+    return project(scenario, baseline(engine, scenario.base_year), lookup.sector_factors(table=table), pathway_rate,
+                   factor_table=table)
 
 
 def cost_curve(result: ScenarioResult) -> pd.DataFrame:

@@ -1,304 +1,31 @@
-"""Readers for the emission-factor files that publishers release, exactly as they release them.
+"""UK DESNZ *Greenhouse gas reporting: conversion factors*, full set for advanced users (the DEFRA factors).
 
-Each reader is a pure function: it takes the path of the official file, checks that the file is the
-publisher's format, and returns a :class:`FactorDataset` (metadata and one row per factor). Nothing is
-written anywhere; storing a dataset version is the job of the factor store.
-
-A file that is not the expected format raises :class:`~scope3lib.errors.FactorFileError` with a
-message naming the file, the row and the column at fault.
-
-Supported files:
-
-- US EPA *Supply Chain Greenhouse Gas Emission Factors for US Industries and Commodities*
-  (``SupplyChainGHGEmissionFactors_v1.3.0_NAICS_CO2e_USD2022.csv``): :func:`read_epa_useeio`.
-- UK DESNZ *Greenhouse gas reporting: conversion factors*, full set for advanced users
-  (``ghg-conversion-factors-2024-full_set__for_advanced_users__v1_1.xlsx``): :func:`read_desnz`.
+Activity-based factors for fuels, UK electricity, transmission and distribution, water, waste, business
+travel by air and land, freight and hotel stays. The reader takes the workbook as DESNZ publishes it
+(``ghg-conversion-factors-2024-full_set__for_advanced_users__v1_1.xlsx``), finds each sheet's tables by
+their header row wherever they are, and refuses anything else with the sheet, row and column at fault.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from ..errors import FactorFileError
+from ...errors import FactorFileError
+from ..dataset import GWP_CH4_N2O, FactorDataset, column_letter, existing_file, factors_frame, file_sha256
+from . import BuiltinRelease, FactorSource, register
 
-__all__ = ["FACTOR_COLUMNS", "FactorDataset", "read_desnz", "read_epa_useeio"]
-
-#: Columns of :attr:`FactorDataset.factors`, in this order.
-FACTOR_COLUMNS: tuple[str, ...] = (
-    "factor_key",
-    "description",
-    "unit",
-    "region",
-    "year",
-    "kg_co2e_per_unit",
-    "kg_co2_per_unit",
-    "kg_ch4_per_unit",
-    "kg_n2o_per_unit",
-    "gwp",
-    "scope",
-    "category_hint",
-)
-
-# 100-year GWPs of CH4 and N2O, to turn a published "kg CO2e of CH4" back into kg of CH4.
-_GWP_CH4_N2O: dict[str, tuple[float, float]] = {"AR4": (25.0, 298.0), "AR5": (28.0, 265.0)}
-
-
-@dataclass(eq=False)
-class FactorDataset:
-    """One release of an official factor set, as read from its publisher's file.
-
-    ``factors`` has the columns of :data:`FACTOR_COLUMNS`: ``factor_key`` (unique within the dataset),
-    ``description``, ``unit`` (the denominator of the factor: ``USD_2022``, ``kWh``, ``tonne.km``,
-    ``passenger.km``, ``room.night``, ``litre``, ``tonne``, ``km``...), ``region``, ``year``,
-    ``kg_co2e_per_unit`` (kg CO2e per unit), ``kg_co2_per_unit``, ``kg_ch4_per_unit`` and
-    ``kg_n2o_per_unit`` (kg of each gas per unit, NaN where the publisher gives no split), ``gwp``
-    (the IPCC assessment report of the GWPs, e.g. ``AR5``), ``scope`` (GHG Protocol scope the
-    publisher lists the factor under, or NA) and ``category_hint`` (the Scope 3 category the factor
-    usually serves, or NA).
-    """
-
-    source: str
-    name: str
-    version: str
-    publisher: str
-    licence: str
-    citation: str
-    sha256: str
-    factors: pd.DataFrame = field(repr=False)
-
-    def __len__(self) -> int:
-        return len(self.factors)
-
-
-# --------------------------------------------------------------------------------------------------
-# Shared helpers
-# --------------------------------------------------------------------------------------------------
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _existing_file(path: str | Path) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise FactorFileError(f"{p}: no such file")
-    return p
-
-
-def _column_letter(index: int) -> str:
-    """Spreadsheet column name of a 0-based column index (0 -> A, 26 -> AA)."""
-    letters = ""
-    n = index + 1
-    while n:
-        n, rem = divmod(n - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
-
-
-def _first(mask: pd.Series | np.ndarray) -> int | None:
-    """Position of the first True in a boolean mask, or None."""
-    hits = np.flatnonzero(np.asarray(mask, dtype=bool))
-    return int(hits[0]) if hits.size else None
-
-
-def _frame(data: pd.DataFrame | list[dict[str, Any]]) -> pd.DataFrame:
-    """The factors frame with the columns of FACTOR_COLUMNS, in order, with their dtypes."""
-    df = pd.DataFrame(data, columns=list(FACTOR_COLUMNS))
-    df = df.astype(
-        {
-            "factor_key": str,
-            "description": str,
-            "unit": str,
-            "region": str,
-            "year": "int64",
-            "kg_co2e_per_unit": "float64",
-            "kg_co2_per_unit": "float64",
-            "kg_ch4_per_unit": "float64",
-            "kg_n2o_per_unit": "float64",
-            "gwp": str,
-            "scope": "Int64",
-            "category_hint": "Int64",
-        }
-    )
-    return df.reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------------------------------
-# US EPA Supply Chain GHG Emission Factors (USEEIO)
-# --------------------------------------------------------------------------------------------------
-
-_EPA_CODE = "2017 NAICS Code"
-_EPA_TITLE = "2017 NAICS Title"
-_EPA_GHG = "GHG"
-_EPA_UNIT = "Unit"
-_EPA_WITHOUT = "Supply Chain Emission Factors without Margins"
-_EPA_MARGINS = "Margins of Supply Chain Emission Factors"
-_EPA_WITH = "Supply Chain Emission Factors with Margins"
-_EPA_USEEIO = "Reference USEEIO Code"
-_EPA_COLUMNS = (
-    _EPA_CODE, _EPA_TITLE, _EPA_GHG, _EPA_UNIT, _EPA_WITHOUT, _EPA_MARGINS, _EPA_WITH, _EPA_USEEIO
-)  # fmt: skip
-_EPA_UNIT_RE = re.compile(r"kg CO2e/(\d{4}) USD, purchaser price")
-_EPA_VERSION_RE = re.compile(r"_v(\d+(?:\.\d+)+)_", re.IGNORECASE)
-_EPA_DOI = {"1.3.0": "10.23719/1531143"}
-# Three published values rounded to 3 decimals: with = without + margins up to rounding.
-_EPA_SUM_TOLERANCE = 0.002
-
-
-def read_epa_useeio(path: str | Path, *, version: str | None = None) -> FactorDataset:
-    """Read the US EPA *Supply Chain GHG Emission Factors* CSV (NAICS-6, all GHGs, CO2e).
-
-    Returns one factor per 6-digit NAICS (2017) code, ``factor_key`` being that code. The value is the
-    "Supply Chain Emission Factors with Margins" column, in kg CO2e per US dollar of the year the file
-    names (unit ``USD_2022`` for v1.3.0: 2022 USD, purchaser price), region ``US``, GWPs of IPCC AR5.
-    The CO2/CH4/N2O split is not in this file (NaN).
-
-    The dataset version is taken from the file name as EPA publishes it
-    (``SupplyChainGHGEmissionFactors_v1.3.0_NAICS_CO2e_USD2022.csv``); pass ``version`` for a renamed
-    copy. Raises :class:`~scope3lib.errors.FactorFileError` when the file is not this format.
-    """
-    p = _existing_file(path)
-    if version is None:
-        match = _EPA_VERSION_RE.search(p.name)
-        if match is None:
-            raise FactorFileError(
-                f"{p.name}: cannot tell the dataset version from the file name; EPA names it like "
-                "'SupplyChainGHGEmissionFactors_v1.3.0_NAICS_CO2e_USD2022.csv' "
-                "(keep that name, or pass version='1.3.0')"
-            )
-        version = match.group(1)
-
-    try:
-        raw = pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except pd.errors.EmptyDataError as exc:
-        raise FactorFileError(f"{p}: the file is empty") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise FactorFileError(f"{p}: not a readable CSV file ({exc})") from exc
-
-    header = [str(c).strip() for c in raw.columns]
-    missing = [c for c in _EPA_COLUMNS if c not in header]
-    if missing:
-        raise FactorFileError(
-            f"{p}, line 1 (header): missing column(s) {', '.join(repr(c) for c in missing)}; found "
-            f"{', '.join(repr(c) for c in header)}. Expected the EPA Supply Chain GHG Emission Factors "
-            "file for NAICS-6 commodities (all GHGs, CO2e)"
-        )
-    raw.columns = pd.Index(header)
-    if raw.empty:
-        raise FactorFileError(f"{p}: the header is there but the file has no factor rows")
-
-    cells = raw[list(_EPA_COLUMNS)].apply(lambda s: s.str.strip()).reset_index(drop=True)
-
-    # Row position i of the frame is CSV line i + 2 (line 1 is the header).
-    def fail(i: int, column: str, problem: str) -> FactorFileError:
-        return FactorFileError(f"{p}, line {i + 2}, column {column!r}: {problem}")
-
-    def text(i: int, column: str) -> str:
-        return str(cells[column].iloc[i])
-
-    bad = _first(~cells[_EPA_CODE].str.fullmatch(r"\d{6}"))
-    if bad is not None:
-        raise fail(bad, _EPA_CODE, f"{text(bad, _EPA_CODE)!r} is not a 6-digit NAICS code")
-    duplicated = cells[_EPA_CODE].duplicated(keep=False).to_numpy()
-    if duplicated.any():
-        code = cells[_EPA_CODE].to_numpy()[duplicated][0]
-        lines = ", ".join(str(i + 2) for i in np.flatnonzero(cells[_EPA_CODE].to_numpy() == code))
-        raise FactorFileError(f"{p}, column {_EPA_CODE!r}: NAICS code {code} appears on lines {lines}")
-    bad = _first(cells[_EPA_TITLE] == "")
-    if bad is not None:
-        raise fail(bad, _EPA_TITLE, "empty title")
-    bad = _first(cells[_EPA_GHG] != "All GHGs")
-    if bad is not None:
-        raise fail(
-            bad,
-            _EPA_GHG,
-            f"{text(bad, _EPA_GHG)!r} where 'All GHGs' was expected (this reader takes the CO2e file, "
-            "not the per-gas one)",
-        )
-    units = cells[_EPA_UNIT].str.extract(_EPA_UNIT_RE, expand=False)
-    bad = _first(units.isna())
-    if bad is not None:
-        raise fail(bad, _EPA_UNIT, f"{text(bad, _EPA_UNIT)!r} is not 'kg CO2e/<year> USD, purchaser price'")
-    dollar_year = int(units.iloc[0])
-    bad = _first(units != units.iloc[0])
-    if bad is not None:
-        raise fail(bad, _EPA_UNIT, f"dollar year {units.iloc[bad]} differs from {dollar_year} on line 2")
-
-    numbers: dict[str, np.ndarray] = {}
-    for column in (_EPA_WITHOUT, _EPA_MARGINS, _EPA_WITH):
-        values = pd.to_numeric(cells[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        bad = _first(~np.isfinite(values))
-        if bad is not None:
-            found = text(bad, column)
-            raise fail(bad, column, "empty cell" if found == "" else f"{found!r} is not a number")
-        numbers[column] = values
-    with_margins = numbers[_EPA_WITH]
-    bad = _first(np.abs(numbers[_EPA_WITHOUT] + numbers[_EPA_MARGINS] - with_margins) > _EPA_SUM_TOLERANCE)
-    if bad is not None:
-        raise fail(
-            bad,
-            _EPA_WITH,
-            f"{with_margins[bad]} is not the sum of {_EPA_WITHOUT!r} ({numbers[_EPA_WITHOUT][bad]}) "
-            f"and {_EPA_MARGINS!r} ({numbers[_EPA_MARGINS][bad]})",
-        )
-
-    factors = _frame(
-        pd.DataFrame(
-            {
-                "factor_key": cells[_EPA_CODE],
-                "description": cells[_EPA_TITLE],
-                "unit": f"USD_{dollar_year}",
-                "region": "US",
-                "year": dollar_year,
-                "kg_co2e_per_unit": with_margins,
-                "kg_co2_per_unit": math.nan,
-                "kg_ch4_per_unit": math.nan,
-                "kg_n2o_per_unit": math.nan,
-                "gwp": "AR5",
-                "scope": pd.NA,
-                "category_hint": pd.NA,
-            }
-        )
-    )
-
-    doi = _EPA_DOI.get(version)
-    citation = (
-        f"US EPA, Supply Chain Greenhouse Gas Emission Factors for US Industries and Commodities "
-        f"v{version}{f', DOI {doi}' if doi else ''}; column '{_EPA_WITH}', "
-        f"kg CO2e per {dollar_year} USD (purchaser price)"
-    )
-    return FactorDataset(
-        source="epa-useeio",
-        name="Supply Chain Greenhouse Gas Emission Factors for US Industries and Commodities",
-        version=version,
-        publisher="US Environmental Protection Agency",
-        licence="US Government work (public domain)",
-        citation=citation,
-        sha256=_sha256(p),
-        factors=factors,
-    )
-
-
-# --------------------------------------------------------------------------------------------------
-# UK DESNZ conversion factors, full set for advanced users
-# --------------------------------------------------------------------------------------------------
+PUBLISHER = "UK Department for Energy Security and Net Zero (DESNZ)"
+LICENCE = "Open Government Licence v3.0"
 
 _DESNZ_TITLE = "UK Government GHG Conversion Factors for Company Reporting"
 
@@ -573,13 +300,13 @@ def _number(value: Any, where: str, column: int, header: str) -> float | None:
     if isinstance(value, int | float):
         if not math.isfinite(value):
             raise FactorFileError(
-                f"{where}, column {_column_letter(column)} ({header!r}): {value} is not finite"
+                f"{where}, column {column_letter(column)} ({header!r}): {value} is not finite"
             )
         return float(value)
     text = str(value).strip()
     if not text:
         return None
-    raise FactorFileError(f"{where}, column {_column_letter(column)} ({header!r}): {text!r} is not a number")
+    raise FactorFileError(f"{where}, column {column_letter(column)} ({header!r}): {text!r} is not a number")
 
 
 def _sheet_rows(ws: Any) -> Iterator[tuple[int, list[Any]]]:
@@ -629,7 +356,7 @@ def _read_table_rows(path: Path, sheet: str, rows: list[tuple[int, list[Any]]]) 
         unit = _DESNZ_UNITS.get(unit_label.lower())
         if unit is None:
             raise FactorFileError(
-                f"{where}, column {_column_letter(block.unit_col)} ('Unit'): unknown unit {unit_label!r}"
+                f"{where}, column {column_letter(block.unit_col)} ('Unit'): unknown unit {unit_label!r}"
             )
         # Labels are written once and left blank (merged) below: carry them down, and a new label
         # at one level clears the levels to its right.
@@ -647,7 +374,7 @@ def _read_table_rows(path: Path, sheet: str, rows: list[tuple[int, list[Any]]]) 
         for (total_col, label), values in groups.items():
             if "co2e" not in values:
                 raise FactorFileError(
-                    f"{where}, column {_column_letter(total_col)} ('kg CO2e'): empty, but the gas split "
+                    f"{where}, column {column_letter(total_col)} ('kg CO2e'): empty, but the gas split "
                     "beside it is given"
                 )
             found.append(_Row(dict(labels), label, unit_label, unit[1], values, where))
@@ -705,9 +432,58 @@ def _desnz_intro(path: Path, wb: Any) -> tuple[int, str, str]:
             f"{path}, sheet 'Introduction': the GWP basis (e.g. 'Fifth Assessment Report (AR5)') "
             "is not stated"
         )
-    if gwp not in _GWP_CH4_N2O:
+    if gwp not in GWP_CH4_N2O:
         raise FactorFileError(f"{path}, sheet 'Introduction': GWP basis {gwp} is not supported (AR4, AR5)")
     return int(year), _text(version), gwp
+
+
+def _region(spec: _Sheet, r: _Row) -> str:
+    if spec.name != "Hotel stay":
+        return "GB"
+    country = r.labels.get("country", "")
+    region = _COUNTRY_ISO.get(country)
+    if region is None:
+        raise FactorFileError(f"{r.where}: hotel-stay country {country!r} has no known ISO code")
+    return region
+
+
+def _sheet_records(p: Path, wb: Any, spec: _Sheet, year: int, gwp: str, seen: dict[str, str]) -> list[dict[str, Any]]:
+    """One record per factor of a sheet; ``seen`` (key -> where) catches a key produced twice."""
+    gwp_ch4, gwp_n2o = GWP_CH4_N2O[gwp]
+    rows = _load_sheet(p, wb, spec.name)
+    scope_match = re.fullmatch(r"Scope ([123])", _text(_sheet_meta(rows, "Scope:")))
+    table = _read_table_rows(p, spec.name, rows)
+    if not table:
+        raise FactorFileError(
+            f"{p}, sheet {spec.name!r}: no factor table found (a header row 'Activity ... Unit ... "
+            "kg CO2e' followed by rows with a unit and values)"
+        )
+    records: list[dict[str, Any]] = []
+    for r in table:
+        key = spec.key(r)
+        if key in seen:
+            raise FactorFileError(
+                f"{r.where}: factor key {key!r} is also produced by {seen[key]}; the sheet's layout "
+                "is not the one this reader knows"
+            )
+        seen[key] = r.where
+        group_text = f", {r.group}" if r.group else ""
+        values = r.values
+        records.append({
+            "factor_key": key,
+            "description": f"{spec.name}: {', '.join(r.labels.values())}{group_text}; per {r.unit_label}",
+            "unit": _DESNZ_UNITS[r.unit_label.lower()][0],
+            "region": _region(spec, r),
+            "year": year,
+            "kg_co2e_per_unit": values["co2e"],
+            "kg_co2_per_unit": values.get("co2", math.nan),
+            "kg_ch4_per_unit": values["ch4"] / gwp_ch4 if "ch4" in values else math.nan,
+            "kg_n2o_per_unit": values["n2o"] / gwp_n2o if "n2o" in values else math.nan,
+            "gwp": gwp,
+            "scope": int(scope_match.group(1)) if scope_match else pd.NA,
+            "category_hint": spec.category_hint if spec.category_hint is not None else pd.NA,
+        })
+    return records
 
 
 def read_desnz(path: str | Path) -> FactorDataset:
@@ -728,7 +504,7 @@ def read_desnz(path: str | Path) -> FactorDataset:
     Region is ``GB``, except hotel stays (the country's ISO code). Year and version come from the
     Introduction sheet (version ``2024-v1.1`` for the 2024 workbook, version 1.1).
     """
-    p = _existing_file(path)
+    p = existing_file(path)
     wb = _open_workbook(p)
     try:
         year, version_text, gwp = _desnz_intro(p, wb)
@@ -738,69 +514,35 @@ def read_desnz(path: str | Path) -> FactorDataset:
                 f"{p}: sheet(s) {', '.join(repr(m) for m in missing)} not found; expected the DESNZ "
                 "'full set (for advanced users)' workbook, which has them all"
             )
-        gwp_ch4, gwp_n2o = _GWP_CH4_N2O[gwp]
-        records: list[dict[str, Any]] = []
         seen: dict[str, str] = {}
-        for spec in _DESNZ_SHEETS:
-            rows = _load_sheet(p, wb, spec.name)
-            scope_text = _text(_sheet_meta(rows, "Scope:"))
-            scope_match = re.fullmatch(r"Scope ([123])", scope_text)
-            table = _read_table_rows(p, spec.name, rows)
-            if not table:
-                raise FactorFileError(
-                    f"{p}, sheet {spec.name!r}: no factor table found (a header row 'Activity ... Unit ... "
-                    "kg CO2e' followed by rows with a unit and values)"
-                )
-            for r in table:
-                key = spec.key(r)
-                if key in seen:
-                    raise FactorFileError(
-                        f"{r.where}: factor key {key!r} is also produced by {seen[key]}; the sheet's layout "
-                        "is not the one this reader knows"
-                    )
-                seen[key] = r.where
-                label_text = ", ".join(r.labels.values())
-                group_text = f", {r.group}" if r.group else ""
-                country = r.labels.get("country", "")
-                if spec.name == "Hotel stay":
-                    region = _COUNTRY_ISO.get(country)
-                    if region is None:
-                        raise FactorFileError(
-                            f"{r.where}: hotel-stay country {country!r} has no known ISO code"
-                        )
-                else:
-                    region = "GB"
-                values = r.values
-                records.append(
-                    {
-                        "factor_key": key,
-                        "description": f"{spec.name}: {label_text}{group_text}; per {r.unit_label}",
-                        "unit": _DESNZ_UNITS[r.unit_label.lower()][0],
-                        "region": region,
-                        "year": year,
-                        "kg_co2e_per_unit": values["co2e"],
-                        "kg_co2_per_unit": values.get("co2", math.nan),
-                        "kg_ch4_per_unit": values["ch4"] / gwp_ch4 if "ch4" in values else math.nan,
-                        "kg_n2o_per_unit": values["n2o"] / gwp_n2o if "n2o" in values else math.nan,
-                        "gwp": gwp,
-                        "scope": int(scope_match.group(1)) if scope_match else pd.NA,
-                        "category_hint": spec.category_hint if spec.category_hint is not None else pd.NA,
-                    }
-                )
+        records = [rec for spec in _DESNZ_SHEETS for rec in _sheet_records(p, wb, spec, year, gwp, seen)]
     finally:
         wb.close()
-
-    version = f"{year}-v{version_text}"
     return FactorDataset(
-        source="desnz",
+        source=SOURCE.name,
         name=f"Greenhouse gas reporting: conversion factors {year} (full set for advanced users)",
-        version=version,
-        publisher="UK Department for Energy Security and Net Zero (DESNZ)",
-        licence="Open Government Licence v3.0",
+        version=f"{year}-v{version_text}",
+        publisher=PUBLISHER,
+        licence=LICENCE,
         citation=(
             f"DESNZ ({year}), UK Government GHG Conversion Factors for Company Reporting, full set for "
             f"advanced users, version {version_text}; 'kg CO2e' columns, GWP {gwp}"
         ),
-        sha256=_sha256(p),
-        factors=_frame(records),
+        sha256=file_sha256(p),
+        factors=factors_frame(records),
     )
+
+
+SOURCE = register(FactorSource(
+    name="desnz",
+    title="UK DESNZ GHG conversion factors, full set for advanced users (fuels, UK electricity, travel, freight...)",
+    aliases=("defra",),
+    read=read_desnz,
+    grid_rank=1,
+    builtin={"2024-v1.1": BuiltinRelease(
+        name="Greenhouse gas reporting: conversion factors 2024 (full set for advanced users)",
+        publisher=PUBLISHER, licence=LICENCE,
+        citation=("DESNZ (2024), UK Government GHG Conversion Factors for Company Reporting, full set for advanced "
+                  "users, version 1.1; built-in subset (UK grid electricity)"),
+    )},
+))
