@@ -99,7 +99,8 @@ def test_a_newer_grid_release_prices_the_next_days_and_leaves_recorded_and_close
     assert store.import_dataset(own_db, newer).status == "imported"
     assert lookup.grid_factor(own_db, "CAMX", DAY3.year).version == "2024"  # type: ignore[union-attr]
 
-    _readings(own_db, "lookup", "m1", [(DAY1, 10, 1.5), (DAY2, 10, 2.5), (DAY3, 9, 30.0)])  # late readings and a new day
+    late = [(DAY1, 10, 1.5), (DAY2, 10, 2.5), (DAY3, 9, 30.0)]  # late readings on recorded days, and a new day
+    _readings(own_db, "lookup", "m1", late)
     result = rollup.rollup_daily(own_db, "lookup")
     after = _meter_entries(own_db).set_index("period_start")
     assert result.closed_days == [{"device": "m1", "day": str(DAY1)}]
