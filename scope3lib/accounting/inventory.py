@@ -29,7 +29,7 @@ from .quality import category_quality
 __all__ = [
     "T_PER_KG", "ImportSummary", "Recalculation", "by_category", "by_method", "by_period", "by_supplier",
     "close_period", "create_period", "entries", "import_activity", "import_activity_file", "month_window",
-    "periods", "recalculate", "source_shares", "summary", "uncertainty_by_category",
+    "periods", "recalculate", "source_shares", "summary", "summary_of", "uncertainty_by_category",
 ]  # fmt: skip
 
 T_PER_KG = 1e-3
@@ -87,8 +87,12 @@ def summary(engine: Engine | Connection, start: dt.date | str | None = None, end
     is excluded with the reason given in ``exclusions`` (e.g. ``{14: "no franchises"}``) or, by
     default, that no activity was recorded in the period.
     """
+    return summary_of(entries(engine, start, end), exclusions)
+
+
+def summary_of(df: pd.DataFrame, exclusions: dict[int, str] | None = None) -> pd.DataFrame:
+    """:func:`summary` of entries already read (:func:`entries`)."""
     exclusions = exclusions or {}
-    df = entries(engine, start, end)
     q = category_quality(df)
     methods = df.groupby("category")["method"].agg(lambda m: ", ".join(sorted(set(m))))
     rows = []
