@@ -106,3 +106,43 @@ class Settings(BaseSettings):
             "another commits. Acknowledgements still leave in arrival order."
         ),
     )
+
+
+class TenantSettings(BaseSettings):
+    """The tenant a process works for, when one of the platform's processes started it for a tenant.
+
+    These variables are set by the platform, not by an operator: the tenant's hub puts them in every server
+    and service it starts, and the report runner in every report kernel. Names are matched exactly (upper
+    case), as the processes that set them write them.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SCOPE3_", case_sensitive=True, extra="ignore", populate_by_name=True)
+
+    tenant_database_url: str | None = Field(
+        default=None,
+        validation_alias="SCOPE3_TENANT_DATABASE_URL",
+        description=(
+            "URL of the tenant's own database role, which `scope3lib.connect()` uses when given no URL; row-level "
+            "security limits it to that tenant's rows. The tenant's hub sets it for every server it spawns and "
+            "for its reports service (the read-write role) and for its dashboard service (the read-only role); "
+            "the report runner sets it for a report's kernel."
+        ),
+    )
+    tenant: str | None = Field(
+        default=None,
+        validation_alias="SCOPE3_TENANT",
+        description=(
+            "Slug of the tenant SCOPE3_TENANT_DATABASE_URL belongs to, set beside it. `scope3 ml` and "
+            "`scope3 report` use that URL for tenant SLUG only when this names SLUG (else the URL in the "
+            "tenant's secrets file); the tenant's model registry (`estimates.tenant_models`) refuses to open "
+            "when this names another tenant than the connected role's."
+        ),
+    )
+    hub_tenant: str | None = Field(
+        default=None,
+        validation_alias="SCOPE3_HUB_TENANT",
+        description=(
+            "Slug of the tenant whose JupyterHub hub_config/jupyterhub_config.py configures. Set by "
+            "`scope3 hub start SLUG` (and by the Kubernetes values file); the hub refuses to start without it."
+        ),
+    )

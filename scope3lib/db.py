@@ -2,19 +2,18 @@
 
 ``SCOPE3_DATABASE_URL`` names the database. When it is unset the platform starts an embedded
 PostgreSQL (pgserver) under its data directory; there is no SQLite mode, so row-level security
-and every query behave the same everywhere (DESIGN.md, decision 1).
+and every query behave the same everywhere (docs/design.md, decision 1).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from .config import Settings
+from .config import Settings, TenantSettings
 from .errors import ConfigurationError, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -127,7 +126,7 @@ def connect(url: str | None = None) -> Engine:
     in every server it spawns (read-write for analysts, read-only for dashboards). Row-level
     security in PostgreSQL limits every query to that tenant's rows.
     """
-    url = url or os.environ.get("SCOPE3_TENANT_DATABASE_URL")
+    url = url or TenantSettings().tenant_database_url
     if not url:
         raise ConfigurationError(
             "no tenant database: set SCOPE3_TENANT_DATABASE_URL (the hub does this for you) "

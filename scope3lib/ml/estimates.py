@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -439,14 +438,14 @@ def tenant_models(engine: Engine | Connection) -> tuple[Path, str]:
     which the report runner gives report kernels next to the tenant's database URL. ``SCOPE3_TENANT``, when
     set, must name the same tenant.
     """
-    from ..config import Settings
+    from ..config import Settings, TenantSettings
     from ..tenancy import connected_tenant
 
     slug = connected_tenant(engine)
     if slug is None:
         raise ConfigurationError("this connection is not a tenant's role: connect with scope3lib.connect() "
                                  "(SCOPE3_TENANT_DATABASE_URL) to reach a tenant's models")
-    named = os.environ.get("SCOPE3_TENANT")
+    named = TenantSettings().tenant
     if named and named != slug:
         raise ConfigurationError(f"SCOPE3_TENANT is {named!r} but the database role belongs to tenant {slug!r}")
     return Settings().data_dir, str(slug)
