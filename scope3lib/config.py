@@ -37,13 +37,19 @@ class Settings(BaseSettings):
     mqtt_url: str | None = Field(
         default=None,
         description=(
-            "mqtt://[user:password@]host:port of the broker. Unset: an embedded amqtt broker is started "
-            "on 127.0.0.1:1883 (or the next free port)."
+            "mqtt://[user:password@]host[:port][?protocol=5|3.1.1] of the broker (port 1883 and MQTT 5 when not "
+            "given). Unset: `scope3 demo` and `scope3 ingest` start an embedded amqtt broker (anonymous, MQTT "
+            "3.1.1, for the demo only) on 127.0.0.1:1883, or a free port when 1883 is taken; `scope3 meters "
+            "simulate` and `python -m ingest_service` refuse to run."
         ),
     )
     data_dir: Path = Field(
         default_factory=_default_data_dir,
-        description="Where the embedded PostgreSQL, tenant settings and secrets, and models are kept.",
+        description=(
+            "Where the platform keeps its files: the embedded PostgreSQL (`postgres/`), each tenant's settings, "
+            "secrets, ledger signing key, models and hub state (`tenants/<slug>/`), the ingest role's URL "
+            "(`ingest.json`) and, by default, the Mosquitto files of `scope3 broker config` (`mosquitto/`)."
+        ),
     )
     ingest_batch_size: int = Field(
         default=2000,
@@ -63,7 +69,10 @@ class Settings(BaseSettings):
     )
     ingest_shared_group: str | None = Field(
         default=None,
-        description="Set to subscribe through $share/<group>/..., so several ingest workers share the load.",
+        description=(
+            "Set to subscribe through `$share/<group>/scope3/+/+/readings`, so several ingest workers share "
+            "the load."
+        ),
     )
     max_payload_bytes: int = Field(
         default=1_048_576, ge=1024, description="Larger meter messages are refused (kept in rejects)."
