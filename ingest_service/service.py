@@ -1,6 +1,6 @@
 """Ingest: subscribe to meter readings, write them to PostgreSQL in batches, acknowledge after commit.
 
-Flow (DESIGN.md decision 5)::
+Flow (docs/design.md, decision 5)::
 
     MQTT thread:   PUBLISH -> parse once (topic, JSON, timestamps) -> bounded buffer
     writer thread: buffer -> batch -> COPY (binary) into a temp stage -> INSERT ... ON CONFLICT DO NOTHING

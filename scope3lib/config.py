@@ -37,13 +37,19 @@ class Settings(BaseSettings):
     mqtt_url: str | None = Field(
         default=None,
         description=(
-            "mqtt://[user:password@]host:port of the broker. Unset: an embedded amqtt broker is started "
-            "on 127.0.0.1:1883 (or the next free port)."
+            "mqtt://[user:password@]host[:port][?protocol=5|3.1.1] of the broker (port 1883 and MQTT 5 when not "
+            "given). Unset: `scope3 demo` and `scope3 ingest` start an embedded amqtt broker (anonymous, MQTT "
+            "3.1.1, for the demo only) on 127.0.0.1:1883, or a free port when 1883 is taken; `scope3 meters "
+            "simulate` and `python -m ingest_service` refuse to run."
         ),
     )
     data_dir: Path = Field(
         default_factory=_default_data_dir,
-        description="Where the embedded PostgreSQL, tenant settings and secrets, and models are kept.",
+        description=(
+            "Where the platform keeps its files: the embedded PostgreSQL (`postgres/`), each tenant's settings, "
+            "secrets, ledger signing key, models and hub state (`tenants/<slug>/`), the ingest role's URL "
+            "(`ingest.json`) and, by default, the Mosquitto files of `scope3 broker config` (`mosquitto/`)."
+        ),
     )
     ingest_batch_size: int = Field(
         default=2000,
@@ -63,7 +69,10 @@ class Settings(BaseSettings):
     )
     ingest_shared_group: str | None = Field(
         default=None,
-        description="Set to subscribe through $share/<group>/..., so several ingest workers share the load.",
+        description=(
+            "Set to subscribe through `$share/<group>/scope3/+/+/readings`, so several ingest workers share "
+            "the load."
+        ),
     )
     max_payload_bytes: int = Field(
         default=1_048_576, ge=1024, description="Larger meter messages are refused (kept in rejects)."
@@ -104,5 +113,45 @@ class Settings(BaseSettings):
         description=(
             "Database writer threads (one connection each) per ingest process: one gathers the next batch while "
             "another commits. Acknowledgements still leave in arrival order."
+        ),
+    )
+
+
+class TenantSettings(BaseSettings):
+    """The tenant a process works for, when one of the platform's processes started it for a tenant.
+
+    These variables are set by the platform, not by an operator: the tenant's hub puts them in every server
+    and service it starts, and the report runner in every report kernel. Names are matched exactly (upper
+    case), as the processes that set them write them.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SCOPE3_", case_sensitive=True, extra="ignore", populate_by_name=True)
+
+    tenant_database_url: str | None = Field(
+        default=None,
+        validation_alias="SCOPE3_TENANT_DATABASE_URL",
+        description=(
+            "URL of the tenant's own database role, which `scope3lib.connect()` uses when given no URL; row-level "
+            "security limits it to that tenant's rows. The tenant's hub sets it for every server it spawns and "
+            "for its reports service (the read-write role) and for its dashboard service (the read-only role); "
+            "the report runner sets it for a report's kernel."
+        ),
+    )
+    tenant: str | None = Field(
+        default=None,
+        validation_alias="SCOPE3_TENANT",
+        description=(
+            "Slug of the tenant SCOPE3_TENANT_DATABASE_URL belongs to, set beside it. `scope3 ml` and "
+            "`scope3 report` use that URL for tenant SLUG only when this names SLUG (else the URL in the "
+            "tenant's secrets file); the tenant's model registry (`estimates.tenant_models`) refuses to open "
+            "when this names another tenant than the connected role's."
+        ),
+    )
+    hub_tenant: str | None = Field(
+        default=None,
+        validation_alias="SCOPE3_HUB_TENANT",
+        description=(
+            "Slug of the tenant whose JupyterHub hub_config/jupyterhub_config.py configures. Set by "
+            "`scope3 hub start SLUG` (and by the Kubernetes values file); the hub refuses to start without it."
         ),
     )

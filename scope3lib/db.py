@@ -2,13 +2,12 @@
 
 ``SCOPE3_DATABASE_URL`` names the database. When it is unset the platform starts an embedded
 PostgreSQL (pgserver) under its data directory; there is no SQLite mode, so row-level security
-and every query behave the same everywhere (DESIGN.md, decision 1).
+and every query behave the same everywhere (docs/design.md, decision 1).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-from .config import Settings
+from .config import Settings, TenantSettings
 from .errors import ConfigurationError, DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -132,7 +131,7 @@ def connect(url: str | None = None) -> Engine:
     in every server it spawns (read-write for analysts, read-only for dashboards). Row-level
     security in PostgreSQL limits every query to that tenant's rows.
     """
-    url = url or os.environ.get("SCOPE3_TENANT_DATABASE_URL")
+    url = url or TenantSettings().tenant_database_url
     if not url:
         raise ConfigurationError(
             "no tenant database: set SCOPE3_TENANT_DATABASE_URL (the hub does this for you) "

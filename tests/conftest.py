@@ -118,7 +118,7 @@ allow_anonymous true
 persistence true
 persistence_location {data}/
 autosave_interval 1
-# Never drop QoS 1 messages for a subscriber that falls behind (DESIGN.md, measured facts);
+# Never drop QoS 1 messages for a subscriber that falls behind (docs/design.md, measured facts);
 # bound memory by bytes instead.
 max_queued_messages 0
 max_queued_bytes 268435456

@@ -3,13 +3,12 @@ hotspots and meter anomalies as tables."""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import click
 
 from .. import db, tenancy
-from ..config import Settings
+from ..config import Settings, TenantSettings
 from . import echo_json, main
 
 if TYPE_CHECKING:
@@ -26,8 +25,9 @@ def ml_group() -> None:
 
 def _tenant_engine(settings: Settings, slug: str) -> Engine:
     """The tenant's own read-write role (row-level security), as the notebooks and reports use."""
-    if os.environ.get("SCOPE3_TENANT") == slug and os.environ.get("SCOPE3_TENANT_DATABASE_URL"):
-        return db.connect(os.environ["SCOPE3_TENANT_DATABASE_URL"])
+    here = TenantSettings()
+    if here.tenant == slug and here.tenant_database_url:
+        return db.connect(here.tenant_database_url)
     tenancy.validate_slug(slug)
     return db.connect(tenancy.tenant_credentials(settings.data_dir, slug).database_url)
 

@@ -214,9 +214,17 @@ def device_remove(ctx: click.Context, slug: str, device_id: str) -> None:
 
 
 @main.command("settings")
+@click.option("--markdown", is_flag=True,
+              help="Print the configuration reference (docs/configuration.md) instead: every variable and hub.yaml "
+                   "key with its default and help text, from the settings classes.")
 @click.pass_context
-def show_settings(ctx: click.Context) -> None:
+def show_settings(ctx: click.Context, markdown: bool) -> None:
     """Print every setting: its environment variable, current value (secrets hidden) and what it does."""
+    if markdown:
+        from ..config_reference import markdown as reference
+
+        click.echo(reference(), nl=False)
+        return
     settings: Settings = ctx.obj
     for name, field in Settings.model_fields.items():
         value = getattr(settings, name)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from typing import Any
 
 import click
 
 from .. import db, tenancy
-from ..config import Settings
+from ..config import Settings, TenantSettings
 from ..reporting import runs as reports
 from . import main
 
@@ -22,8 +21,9 @@ def report_group() -> None:
 
 def _tenant_url(settings: Settings, slug: str) -> str:
     """The tenant's read-write URL: from the hub's environment, else from the tenant's secrets file."""
-    if os.environ.get("SCOPE3_TENANT") == slug and os.environ.get("SCOPE3_TENANT_DATABASE_URL"):
-        return os.environ["SCOPE3_TENANT_DATABASE_URL"]
+    here = TenantSettings()
+    if here.tenant == slug and here.tenant_database_url:
+        return here.tenant_database_url
     return tenancy.tenant_credentials(settings.data_dir, slug).database_url
 
 

@@ -2,7 +2,7 @@
 
 A dataset is identified by ``(source, version)``. Importing the same official file again changes
 nothing (its sha256 is recorded); a new release is a new dataset beside the old one, so entries keep
-pointing at the version they were calculated with (DESIGN.md decision 6).
+pointing at the version they were calculated with (docs/design.md, decision 6).
 
 The built-in curated set (``builtin.csv``) is stored as datasets flagged ``builtin``. When the full
 official file of the same release is imported later, it *completes* the built-in subset: every

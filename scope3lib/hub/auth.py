@@ -33,7 +33,7 @@ MANAGED_ROLES: list[dict[str, Any]] = [
         "name": "viewer",
         "description": "Executive: the dashboard only; no server",
         # Without "self", a viewer must still hold its own name and groups, or the hub refuses to
-        # issue the dashboard's OAuth token (measured on JupyterHub 6, DESIGN.md).
+        # issue the dashboard's OAuth token (measured on JupyterHub 6: docs/design.md, measured facts).
         "scopes": [
             f"access:services!service={DASHBOARD_SERVICE}",
             "read:users:name!user",

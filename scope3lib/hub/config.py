@@ -136,7 +136,7 @@ def apply(c: Config, settings: HubSettings, admin_database_url: str) -> Config:
         )
         c.JupyterHub.spawner_class = "simple"
         c.SimpleLocalProcessSpawner.home_dir_template = str(settings.tenant_dir / "home" / "{username}")
-        if is_root():  # jupyter-server refuses to run as root without it (DESIGN.md, measured facts)
+        if is_root():  # jupyter-server refuses to run as root without it (docs/design.md, measured facts)
             c.Spawner.args = ["--allow-root"]
 
     def pre_spawn_hook(spawner: Any) -> None:

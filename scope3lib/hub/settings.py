@@ -40,23 +40,29 @@ class HubFile(BaseModel):
 
     tenant: str = Field(description="The tenant slug; must match the directory.")
     bind_ip: str = Field("127.0.0.1", description="Address the hub's public proxy listens on.")
-    port: int = Field(ge=1, le=65535, description="Public port of this tenant's hub.")
+    port: int = Field(ge=1, le=65535, description=(
+        "Public port of this tenant's hub. `scope3 tenant create` writes 18000 + 10 x the tenant's id: each "
+        "tenant gets a block of ten ports, whose next three are the internal ports below."))
     base_url: str = Field("/", description="URL prefix of the hub, e.g. /acme/ behind a shared reverse proxy.")
-    hub_port: int = Field(ge=1, le=65535, description="Internal port of the hub's API.")
-    proxy_api_port: int = Field(ge=1, le=65535, description="Internal port of the proxy's REST API.")
-    dashboard_port: int = Field(ge=1, le=65535, description="Internal port of the Voila dashboard service.")
+    hub_port: int = Field(ge=1, le=65535, description="Internal port of the hub's API (written as port + 1).")
+    proxy_api_port: int = Field(ge=1, le=65535, description="Internal port of the proxy's REST API (port + 2).")
+    dashboard_port: int = Field(ge=1, le=65535, description="Internal port of the Voila dashboard service (port + 3).")
     spawner: Literal["auto", "local", "simple"] = Field(
         "auto",
         description=(
-            "local: servers run as per-tenant system users (needs root); simple: as the hub's own user, "
-            "with no OS-level isolation; auto: local when the hub runs as root, else simple."
+            "local: servers run as per-tenant system users `s3-<tenant>-<user>` (the hub runs as root); simple: as "
+            "the hub's own user, with no OS-level isolation between analysts (logged loudly; the database still "
+            "isolates tenants); auto: local when the hub runs as root and the database is reachable by other "
+            "users (the embedded one keeps its socket private), else simple."
         ),
     )
     dashboard_pool_size: int = Field(
-        1, ge=0, le=16, description="Preheated Voila kernels kept ready (about 300 MB each).")
+        1, ge=0, le=16,
+        description="Preheated Voila kernels kept ready (about 300 MB each); 0: a kernel per page view.")
     dashboard_cell_timeout_s: int = Field(
         90, ge=5, le=3600,
-        description="A dashboard cell still running after this many seconds ends the page with an error.")
+        description=("A dashboard cell still running after this many seconds ends the page with an error (the "
+                     "cell of a preheated kernel waiting for its viewer is exempt)."))
     scheduler: bool = Field(True, description="Run the scheduled-reports service with this hub.")
 
 

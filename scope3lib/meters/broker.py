@@ -1,7 +1,7 @@
 """The MQTT broker: connection settings, Mosquitto's production configuration and its accounts, and the
 embedded amqtt broker used when none is configured.
 
-Mosquitto is the production broker (DESIGN.md decision 5). ``scope3 broker config`` writes its
+Mosquitto is the production broker (docs/design.md, decision 5). ``scope3 broker config`` writes its
 ``mosquitto.conf`` and, from the database, its password file and ACL: every device has its own account
 that may only publish under ``scope3/<tenant>/<device>/#``, the ingest service has one that may only read
 ``scope3/+/+/readings``, and nobody connects anonymously. Provisioning rewrites both files and reloads the

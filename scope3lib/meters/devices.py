@@ -1,6 +1,6 @@
 """Smart meters: provisioning, MQTT credentials, and the topic contract.
 
-Topic ``scope3/<tenant>/<device>/readings`` (DESIGN.md decision 5). Each device gets its own MQTT
+Topic ``scope3/<tenant>/<device>/readings`` (docs/design.md, decision 5). Each device gets its own MQTT
 username and password; the password is stored only as a hash in Mosquitto's own PBKDF2-SHA512
 format (``$7$``), so the broker's password file can always be written from the database.
 

@@ -14,7 +14,7 @@ row (``data_source`` ``iot``, ``method`` ``average_data``, the device's GHG Prot
 factor's source, version, key, value and unit recorded). A unique index (migration 0003) keeps one
 row per device and day, so re-running the rollup never double counts; a late reading changes its
 day's kWh and kg, priced with the factor already recorded for that day: a day is never silently
-re-priced by a newer dataset (docs/design.md, factors as versioned data), and days in a closed period are left alone.
+re-priced by a newer dataset (docs/design.md, decision 6), and days in a closed period are left alone.
 
 Data quality (1 best .. 5 worst), after the GHG Protocol Scope 3 Standard (2011) section 7.3 and
 the pedigree matrix it cites (Weidema & Wesnaes 1996): metered energy is primary activity data,

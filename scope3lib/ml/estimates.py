@@ -27,7 +27,6 @@ not rewritten, so predicting again with the same model changes (and logs) nothin
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..accounting import entries, inventory
 from ..categories import DataSource, Method
-from ..config import Settings
+from ..config import Settings, TenantSettings
 from ..errors import ConfigurationError, EstimatorError, InvalidArgument, ModelNotFound
 from ..factors import lookup
 from ..tenancy import connected_tenant
@@ -172,7 +171,7 @@ def tenant_models(engine: Engine | Connection) -> tuple[Path, str]:
     if slug is None:
         raise ConfigurationError("this connection is not a tenant's role: connect with scope3lib.connect() "
                                  "(SCOPE3_TENANT_DATABASE_URL) to reach a tenant's models")
-    named = os.environ.get("SCOPE3_TENANT")
+    named = TenantSettings().tenant
     if named and named != slug:
         raise ConfigurationError(f"SCOPE3_TENANT is {named!r} but the database role belongs to tenant {slug!r}")
     return Settings().data_dir, str(slug)

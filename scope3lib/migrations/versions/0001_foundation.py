@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-26
 
-Tenant isolation lives here, in PostgreSQL (DESIGN.md decision 2): every tenant-owned table has
+Tenant isolation lives here, in PostgreSQL (docs/design.md, decision 2): every tenant-owned table has
 row-level security whose policies derive the tenant from ``current_user`` through the
 ``tenant_roles`` map, which no tenant role can read or change. Nothing a client can SET changes
 which tenant it is.
