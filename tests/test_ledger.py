@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from scope3lib import ledger
 from scope3lib.errors import InvalidCheckpoint, InvalidProof
-from scope3lib.ledger.merkle import (
+from scope3lib.ledger import (
     Checkpoint,
     InclusionProof,
     MerkleTree,

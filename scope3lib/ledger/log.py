@@ -35,18 +35,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from .. import schema, tenancy
 from ..errors import InvalidCheckpoint, LedgerError, LedgerInconsistent, UnknownTenant
-from .merkle import (
-    Checkpoint,
-    ConsistencyProof,
-    InclusionProof,
-    MerkleTree,
-    VerifierKey,
-    key_id,
-    leaf_hash,
-    open_checkpoint,
-    parse_canonical,
-    sign_checkpoint,
-)
+from .canonical import parse_canonical
+from .notes import Checkpoint, VerifierKey, key_id, open_checkpoint, sign_checkpoint
+from .proofs import ConsistencyProof, InclusionProof
+from .rfc6962 import MerkleTree, leaf_hash
 
 KEY_FILE = "ledger_ed25519.pem"
 #: Session settings the canonical form depends on; the trigger function pins the same (migration 0004).
