@@ -2,8 +2,13 @@
 
 Membership has one source of truth: the ``users`` and ``memberships`` tables. The authenticator checks
 the stored argon2 hash, refuses anyone who is not a member of the hub's tenant, and hands JupyterHub
-the user's role: owner and admin become hub admins, member gets the ``analyst`` role (a JupyterLab
+the user's role: owner and admin get the ``tenant-admin`` role (their own server, the hub's admin page with
+the tenant's users, starting and stopping their servers), member gets the ``analyst`` role (a JupyterLab
 server), viewer gets only the dashboard.
+
+A tenant admin is deliberately not JupyterHub's built-in ``admin``: that role can enter every user's
+server (``access:servers``), i.e. run code as another analyst's system user, and manage tokens and the
+proxy. Within a tenant's own hub nobody needs that.
 """
 
 from __future__ import annotations
@@ -25,6 +30,13 @@ DASHBOARD_SERVICE = "dashboard"
 # and groups a viewer's pages need (see hub/config.py), so only analysts and admins get "self".
 MANAGED_ROLES: list[dict[str, Any]] = [
     {
+        "name": "tenant-admin",
+        "description": "Tenant owner or admin: their own server, the dashboard, and the hub's admin page (the "
+                       "tenant's users; start and stop their servers, never enter them)",
+        "scopes": ["self", f"access:services!service={DASHBOARD_SERVICE}", "admin-ui", "list:users", "read:users",
+                   "servers", "list:groups", "read:groups", "read:roles:users", "read:hub"],
+    },
+    {
         "name": "analyst",
         "description": "Tenant analyst: their own JupyterLab server and the dashboard",
         "scopes": ["self", f"access:services!service={DASHBOARD_SERVICE}"],
@@ -43,10 +55,18 @@ MANAGED_ROLES: list[dict[str, Any]] = [
 ]
 
 
+_HUB_ROLE = {Role.OWNER: "tenant-admin", Role.ADMIN: "tenant-admin", Role.MEMBER: "analyst", Role.VIEWER: "viewer"}
+#: The managed roles that come with a server of one's own (everyone but viewers).
+SERVER_ROLES = frozenset({"tenant-admin", "analyst"})
+
+
 def hub_roles(role: Role) -> list[dict[str, Any]]:
     """The JupyterHub role specs (as the auth model wants them) for a platform role."""
-    name = "viewer" if role is Role.VIEWER else "analyst"
-    return [dict(r) for r in MANAGED_ROLES if r["name"] == name]
+    return [dict(r) for r in MANAGED_ROLES if r["name"] == _HUB_ROLE[role]]
+
+
+def _auth_model(name: str, role: Role) -> dict[str, Any]:
+    return {"name": name, "admin": False, "roles": hub_roles(role), "groups": [role.value]}
 
 
 class Scope3Authenticator(Authenticator):
@@ -73,24 +93,14 @@ class Scope3Authenticator(Authenticator):
         if role is None:
             self.log.warning("login refused for %r on tenant %s", username, self.tenant)
             return None
-        return {
-            "name": username,
-            "admin": role in (Role.OWNER, Role.ADMIN),
-            "roles": hub_roles(role),
-            "groups": [role.value],
-        }
+        return _auth_model(username, role)
 
     async def refresh_user(self, user: Any, handler: object = None) -> bool | dict[str, Any]:
         """Drop the session of a user who is no longer a member (or whose role changed)."""
         role = await asyncio.to_thread(self._current_role, user.name)
         if role is None:
             return False
-        return {
-            "name": user.name,
-            "admin": role in (Role.OWNER, Role.ADMIN),
-            "roles": hub_roles(role),
-            "groups": [role.value],
-        }
+        return _auth_model(user.name, role)
 
     def _current_role(self, username: str) -> Role | None:
         with self._engine().connect() as conn:
@@ -110,12 +120,8 @@ class Scope3Authenticator(Authenticator):
         rebuilt from the memberships table, so a member removed while the hub was down loses access.
         """
         members = await asyncio.to_thread(self._members)
-        roles = []
-        for spec in MANAGED_ROLES:
-            wanted = Role.VIEWER if spec["name"] == "viewer" else None
-            users = sorted(u for u, r in members if (r is Role.VIEWER) == (wanted is Role.VIEWER))
-            roles.append({**spec, "users": users})
-        return roles
+        return [{**spec, "users": sorted(u for u, r in members if _HUB_ROLE[r] == spec["name"])}
+                for spec in MANAGED_ROLES]
 
     def _members(self) -> list[tuple[str, Role]]:
         with self._engine().connect() as conn:

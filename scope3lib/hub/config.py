@@ -16,7 +16,7 @@ from jupyterhub.utils import url_path_join
 from tornado.web import HTTPError
 from traitlets.config import Config
 
-from .auth import DASHBOARD_SERVICE
+from .auth import DASHBOARD_SERVICE, SERVER_ROLES
 from .dashboard import voila_command
 from .settings import HubSettings
 from .spawner import (
@@ -69,7 +69,7 @@ def spawner_mode(settings: HubSettings) -> str:
 
 
 def _is_viewer(user: Any) -> bool:
-    return not user.admin and not any(r.name == "analyst" for r in user.roles)
+    return not user.admin and not any(r.name in SERVER_ROLES for r in user.roles)
 
 
 def apply(c: Config, settings: HubSettings, admin_database_url: str) -> Config:
