@@ -74,6 +74,16 @@ class _Message:
         self.newest: dt.datetime | None = None
 
 
+@dataclass(frozen=True)
+class _Written:
+    """What one committed batch wrote."""
+
+    started: float  # time.monotonic() when its successful write began
+    inserted: int  # rows inserted
+    offered: int  # rows offered (the rest were already stored)
+    reasons: list[str]  # of its rejects
+
+
 @dataclass
 class IngestStats:
     """Counters for the metrics endpoint and the tests."""
@@ -387,76 +397,97 @@ class IngestService:
                 if self._stopping.is_set():
                     break
                 continue
-            backoff = 0.5
-            refused = 0
-            while True:
-                try:
-                    if conn is None or conn.closed:
-                        conn = self._connect_db()
-                    started = time.monotonic()
-                    inserted, offered, reasons = self._write(conn, batch)
-                    break
-                except psycopg.errors.IntegrityError as exc:
-                    # A cached device was deleted meanwhile: forget the cache and resolve again. Should
-                    # the database still refuse, keep the batch's messages as rejects, never drop them.
-                    refused += 1
-                    first_line = str(exc).splitlines()[0]
-                    log.info("batch refused (%s); resolving devices again", first_line)
-                    conn.rollback()  # type: ignore[union-attr]
-                    self._devices.clear()
-                    self._last_seen.clear()
-                    for m in batch:
-                        if refused >= 3:
-                            m.reason = m.reason or f"database refused the batch: {first_line}"
-                        elif m.reason and m.readings is not None:
-                            m.reason = None
-                except psycopg.OperationalError as exc:
-                    # The database went away: keep the batch (nothing was acknowledged) and retry.
-                    self.stats.db_errors += 1
-                    self._db_ok = False
-                    log.warning("database unavailable (%s); retrying in %.1fs", str(exc).strip(), backoff)
-                    if conn is not None:
-                        conn.close()
-                    conn = None
-                    if self._abandon.wait(backoff):
-                        log.warning("stopping with %d unwritten messages; the broker will redeliver them",
-                                    len(batch) + len(self._buf))
-                        return
-                    backoff = min(backoff * 2, _BACKOFF_MAX_S)
-                except psycopg.Error as exc:
-                    # Anything else (privileges, a schema out of date): the writer must not die with
-                    # the batch, which stays unacknowledged; /healthz reports the database down.
-                    self.stats.db_errors += 1
-                    self._db_ok = False
-                    log.error("cannot write batch (%s: %s); retrying in %.1fs", type(exc).__name__,
-                              str(exc).strip(), backoff)
-                    if conn is not None:
-                        conn.close()
-                    conn = None
-                    if self._abandon.wait(backoff):
-                        return
-                    backoff = min(backoff * 2, _BACKOFF_MAX_S)
+            conn, written = self._write_until_done(conn, batch)
+            if written is None:  # stopping with the batch unwritten: unacknowledged, the broker redelivers it
+                return
             committed = time.time()
             self._db_ok = True
-            with self._stats_lock:
-                st = self.stats
-                st.batches += 1
-                st.last_batch_seconds = time.monotonic() - started
-                st.batch_seconds.observe(st.last_batch_seconds)
-                st.messages_committed += len(batch)
-                st.rows_written += inserted
-                st.rows_duplicate += offered - inserted
-                for reason in reasons:
-                    st.rejects[_reason_kind(reason)] += 1
-                st.lag_seconds.observe_many([committed - m.newest.timestamp() for m in batch
-                                             if m.newest is not None])
-            with self._ack_lock:
-                self._ack_ready[seq] = batch
-                while self._ack_next in self._ack_ready:
-                    self._ack(self._ack_ready.pop(self._ack_next))
-                    self._ack_next += 1
+            self._count(batch, written, committed)
+            self._acknowledge_in_order(seq, batch)
         if conn is not None:
             conn.close()
+
+    def _write_until_done(self, conn: psycopg.Connection | None,
+                          batch: list[_Message]) -> tuple[psycopg.Connection | None, _Written | None]:
+        """Write ``batch``, retrying with back-off until it is committed (or ``stop`` gives up: None).
+
+        Returns the connection to write the next batch with, and what was written.
+        """
+        backoff = 0.5
+        refused = 0
+        while True:
+            try:
+                if conn is None or conn.closed:
+                    conn = self._connect_db()
+                started = time.monotonic()
+                inserted, offered, reasons = self._write(conn, batch)
+                return conn, _Written(started, inserted, offered, reasons)
+            except psycopg.errors.IntegrityError as exc:
+                # A cached device was deleted meanwhile: forget the cache and resolve again. Should
+                # the database still refuse, keep the batch's messages as rejects, never drop them.
+                refused += 1
+                first_line = str(exc).splitlines()[0]
+                log.info("batch refused (%s); resolving devices again", first_line)
+                conn.rollback()  # type: ignore[union-attr]
+                self._resolve_again(batch, refused, first_line)
+            except psycopg.OperationalError as exc:
+                # The database went away: keep the batch (nothing was acknowledged) and retry.
+                self.stats.db_errors += 1
+                self._db_ok = False
+                log.warning("database unavailable (%s); retrying in %.1fs", str(exc).strip(), backoff)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                if self._abandon.wait(backoff):
+                    log.warning("stopping with %d unwritten messages; the broker will redeliver them",
+                                len(batch) + len(self._buf))
+                    return None, None
+                backoff = min(backoff * 2, _BACKOFF_MAX_S)
+            except psycopg.Error as exc:
+                # Anything else (privileges, a schema out of date): the writer must not die with
+                # the batch, which stays unacknowledged; /healthz reports the database down.
+                self.stats.db_errors += 1
+                self._db_ok = False
+                log.error("cannot write batch (%s: %s); retrying in %.1fs", type(exc).__name__,
+                          str(exc).strip(), backoff)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                if self._abandon.wait(backoff):
+                    return None, None
+                backoff = min(backoff * 2, _BACKOFF_MAX_S)
+
+    def _resolve_again(self, batch: list[_Message], refused: int, first_line: str) -> None:
+        """After the database refused ``batch`` (``refused`` times): forget the device caches and
+        resolve its messages again; from the third refusal on, its messages become rejects."""
+        self._devices.clear()
+        self._last_seen.clear()
+        for m in batch:
+            if refused >= 3:
+                m.reason = m.reason or f"database refused the batch: {first_line}"
+            elif m.reason and m.readings is not None:
+                m.reason = None
+
+    def _count(self, batch: list[_Message], written: _Written, committed: float) -> None:
+        with self._stats_lock:
+            st = self.stats
+            st.batches += 1
+            st.last_batch_seconds = time.monotonic() - written.started
+            st.batch_seconds.observe(st.last_batch_seconds)
+            st.messages_committed += len(batch)
+            st.rows_written += written.inserted
+            st.rows_duplicate += written.offered - written.inserted
+            for reason in written.reasons:
+                st.rejects[_reason_kind(reason)] += 1
+            st.lag_seconds.observe_many([committed - m.newest.timestamp() for m in batch
+                                         if m.newest is not None])
+
+    def _acknowledge_in_order(self, seq: int, batch: list[_Message]) -> None:
+        with self._ack_lock:
+            self._ack_ready[seq] = batch
+            while self._ack_next in self._ack_ready:
+                self._ack(self._ack_ready.pop(self._ack_next))
+                self._ack_next += 1
 
     def _ack(self, batch: list[_Message]) -> None:
         gen = self._generation

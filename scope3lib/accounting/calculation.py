@@ -192,6 +192,41 @@ def _pick_factors(factors: pd.DataFrame, src: _Codes, key: _Codes, version_col: 
     return pos, why
 
 
+@dataclass
+class _Factor:
+    """The factor each row applies, taken from the factor table (NaN or None where it has none)."""
+
+    source: _Codes  # the rows' factor_source column
+    have: np.ndarray  # bool: the row's method needs a factor and it was found
+    value: np.ndarray  # kg CO2e per factor unit
+    unit: np.ndarray  # object
+    version: np.ndarray  # object
+    year: np.ndarray  # float64
+    unit_code: np.ndarray  # position in unit_values, -1 where no factor
+    unit_values: pd.Index  # the distinct units of the factor table
+
+
+@dataclass
+class _Calculation:
+    """What the steps of :func:`calculate` share: the rows' parsed columns, the refusals, the results so far."""
+
+    rows: pd.DataFrame
+    errors: _Errors
+    method: np.ndarray  # int64 position in _METHODS, -1 unknown
+    factor: _Factor
+    spend: np.ndarray
+    spend_year: np.ndarray
+    currency: _Codes
+    supplier_kg: np.ndarray
+    revenue: np.ndarray
+    amount: np.ndarray  # the activity in the factor's unit
+    kg: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+
 def calculate(rows: pd.DataFrame, factors: pd.DataFrame, *, versions: Mapping[str, str] | None = None,
               data_source: str = DataSource.IMPORT.value) -> pd.DataFrame:
     """Calculate kg CO2e for every activity row; refuse, per row, what cannot be calculated.
@@ -212,9 +247,27 @@ def calculate(rows: pd.DataFrame, factors: pd.DataFrame, *, versions: Mapping[st
         )
     n = len(rows)
     errors = _Errors(n)
-    col = rows.get
+    method = _method_and_category(rows, errors)
+    s = _Calculation(
+        rows=rows, errors=errors, method=method, factor=_resolve_factors(rows, factors, method, versions, errors),
+        spend=_numbers(rows["spend"], n), spend_year=_numbers(rows["spend_year"], n, few=True),
+        currency=_codes(rows["currency"], n, lambda v: v.strip().upper()),
+        supplier_kg=_numbers(rows.get("supplier_kg_co2e"), n), revenue=_numbers(rows.get("supplier_revenue"), n),
+        amount=np.full(n, np.nan), kg=np.full(n, np.nan),
+    )  # fmt: skip
+    _physical_activity(s)
+    _spend_activity(s)
+    s.kg = np.where(np.isin(method, [_SPEND, _AVERAGE, _DISTANCE]), s.amount * s.factor.value, s.kg)
+    _supplier_data(s)
+    return _output(s, _data_quality(s, data_source))
 
-    # --- method and category -------------------------------------------------------------------
+
+def _method_and_category(rows: pd.DataFrame, errors: _Errors) -> np.ndarray:
+    """Each row's method as its position in ``_METHODS`` (-1 unknown).
+
+    Refuses unknown methods, categories outside 1-15 and methods the category does not allow.
+    """
+    n = len(rows)
     method = _codes(rows["method"], n, lambda s: s.strip().lower())
     method_index = np.array([_METHOD_INDEX.get(v, -1) for v in method.values], dtype=np.int64)
     mcode = method.take(method_index, -1).astype(np.int64)
@@ -225,7 +278,11 @@ def calculate(rows: pd.DataFrame, factors: pd.DataFrame, *, versions: Mapping[st
     category = _numbers(rows["category"], n, few=True)
     cat_ok = np.isfinite(category) & (category == np.round(category)) & (category >= 1) & (category <= 15)
     errors.refuse(~cat_ok, "category must be a whole number from 1 to 15 (GHG Protocol Scope 3 categories)")
-    cat = np.where(cat_ok, category, 0).astype(np.int64)
+    _refuse_methods_not_allowed(np.where(cat_ok, category, 0).astype(np.int64), cat_ok, mcode, errors)
+    return mcode
+
+
+def _refuse_methods_not_allowed(cat: np.ndarray, cat_ok: np.ndarray, mcode: np.ndarray, errors: _Errors) -> None:
     allowed = np.zeros((16, len(_METHODS)), dtype=bool)
     for number, c in CATEGORIES.items():
         for allowed_method in c.methods:
@@ -242,10 +299,14 @@ def calculate(rows: pd.DataFrame, factors: pd.DataFrame, *, versions: Mapping[st
                            f"({CATEGORIES[number].name}); allowed: {names}")
         errors.refuse(bad_combo, pd.Series(combos).map(messages).to_numpy(dtype=object))
 
-    # --- factor ----------------------------------------------------------------------------------
+
+def _resolve_factors(rows: pd.DataFrame, factors: pd.DataFrame, mcode: np.ndarray,
+                     versions: Mapping[str, str] | None, errors: _Errors) -> _Factor:
+    """The factor of each row whose method needs one; refuses rows whose factor is missing or unknown."""
+    n = len(rows)
     src = _codes(rows["factor_source"], n)
     key = _codes(rows["factor_key"], n)
-    ver = _codes(col("factor_version"), n)
+    ver = _codes(rows.get("factor_version"), n)
     needs_factor = np.isin(mcode, [_SPEND, _AVERAGE, _DISTANCE, _HYBRID])
     errors.refuse(needs_factor & ((src.codes < 0) | (key.codes < 0)),
                   "factor_source and factor_key are required for this method")
@@ -262,158 +323,194 @@ def calculate(rows: pd.DataFrame, factors: pd.DataFrame, *, versions: Mapping[st
     # Factor units are parsed once per distinct unit of the factor table, then taken by position.
     fu_codes, fu_values = pd.factorize(factors["unit"].astype(str))
     row_fu = np.where(have, fu_codes[fpos] if len(factors) else -1, -1)
+    return _Factor(source=src, have=have, value=f_value, unit=f_unit, version=f_version, year=f_year,
+                   unit_code=row_fu, unit_values=fu_values)
 
-    quantity = _numbers(rows["quantity"], n)
-    spend = _numbers(rows["spend"], n)
-    spend_year = _numbers(rows["spend_year"], n, few=True)
-    cur = _codes(rows["currency"], n, lambda s: s.strip().upper())
-    amount = np.full(n, np.nan)
-    kg = np.full(n, np.nan)
 
-    # --- activity: average-data and distance-based ----------------------------------------------
-    physical = np.isin(mcode, [_AVERAGE, _DISTANCE]) & have
-    unit = _codes(rows["unit"], n)
+def _physical_activity(s: _Calculation) -> None:
+    """Average-data and distance-based rows: the quantity converted to the factor's unit."""
+    errors, f = s.errors, s.factor
+    physical = np.isin(s.method, [_AVERAGE, _DISTANCE]) & f.have
+    quantity = _numbers(s.rows["quantity"], s.n)
+    unit = _codes(s.rows["unit"], s.n)
     errors.refuse(physical & ~np.isfinite(quantity), "quantity is required (a number) for this method")
     errors.refuse(physical & (unit.codes < 0), "unit is required for this method")
-    if physical.any():
-        nf = len(fu_values) + 1
-        pair = np.where(physical, (unit.codes + 1) * nf + (row_fu + 1), -1)
-        uniq_pairs, pair_codes = _distinct(pair[physical])
-        mult = np.full(len(uniq_pairs), np.nan)
-        reason = np.full(len(uniq_pairs), None, dtype=object)
-        for j, c in enumerate(uniq_pairs.tolist()):
-            ucode, fcode = divmod(int(c), nf)
-            ucode, fcode = ucode - 1, fcode - 1
-            if ucode < 0 or fcode < 0:
-                continue
-            funit = str(fu_values[fcode])
-            if units.MONEY_RE.match(funit):
-                reason[j] = f"the factor is per {funit} (spend-based); use method spend_based"
-                continue
-            multiplier, err = units.conversion(str(unit.values[ucode]), funit)
-            if multiplier is None:
-                reason[j] = err
-            else:
-                mult[j] = multiplier
-        row_mult = np.full(n, np.nan)
-        row_reason = np.full(n, None, dtype=object)
-        row_mult[physical] = mult[pair_codes]
-        row_reason[physical] = reason[pair_codes]
-        errors.refuse(physical & (row_reason != None), row_reason)  # noqa: E711
-        distance = physical & (mcode == _DISTANCE)
-        if distance.any():
-            transport = np.array([units.is_transport_unit(str(u)) for u in fu_values] + [False], dtype=bool)
-            errors.refuse(distance & ~transport[row_fu], lambda w: [
-                f"distance-based needs a factor per tonne.km, passenger.km or km, not per {u}" for u in f_unit[w]])
-        amount = np.where(physical, quantity * row_mult, amount)
+    if not physical.any():
+        return
+    row_mult, row_reason = _unit_conversions(unit, f, physical)
+    errors.refuse(physical & (row_reason != None), row_reason)  # noqa: E711
+    distance = physical & (s.method == _DISTANCE)
+    if distance.any():
+        transport = np.array([units.is_transport_unit(str(u)) for u in f.unit_values] + [False], dtype=bool)
+        errors.refuse(distance & ~transport[f.unit_code], lambda w: [
+            f"distance-based needs a factor per tonne.km, passenger.km or km, not per {u}" for u in f.unit[w]])
+    s.amount = np.where(physical, quantity * row_mult, s.amount)
 
-    # --- spend: spend-based and hybrid ------------------------------------------------------------
-    monetary = np.isin(mcode, [_SPEND, _HYBRID]) & have
-    if monetary.any():
-        money = pd.Series(fu_values, dtype=object).astype(str).str.extract(units.MONEY_RE.pattern)
-        cur_table = np.array([*money[0].tolist(), None], dtype=object)
-        year_table = np.append(pd.to_numeric(money[1], errors="coerce").to_numpy(dtype="float64"), np.nan)
-        f_cur = cur_table[row_fu]
-        f_price_year = year_table[row_fu]
-        errors.refuse(monetary & pd.isna(f_cur), lambda w: [
-            f"the factor is per {u}, not per unit of money; use method average_data or distance_based"
-            for u in f_unit[w]])
-        errors.refuse(monetary & ~np.isfinite(spend), "spend is required (a number) for this method")
-        errors.refuse(monetary & (cur.codes < 0), "currency is required for spend (ISO 4217 code, e.g. USD)")
-        year_ok = np.isfinite(spend_year) & (spend_year == np.round(spend_year))
-        errors.refuse(monetary & ~year_ok, "spend_year is required (the year the money was spent)")
-        code_text = cur.text()
-        known = currency.known_currencies()
-        known_code = np.array([v in known for v in cur.values] + [True], dtype=bool)
-        unknown_cur = monetary & ~known_code[cur.codes]
-        errors.refuse(unknown_cur, lambda w: [f"no exchange rates for currency {c!r} in the cited table; "
-                                              f"known: {', '.join(sorted(known))}" for c in code_text[w]])
-        # Rates per distinct (currency, year), broadcast back to the rows.
-        cy = (cur.codes + 1) * 10_000 + np.where(year_ok, spend_year, 0).astype(np.int64)
-        uniq_cy, cy_index = _distinct(cy)
-        usd_rate = currency.usd_per_unit(
-            np.array([cur.values[c // 10_000 - 1] if c // 10_000 else "" for c in uniq_cy.tolist()], dtype=object),
-            np.array([c % 10_000 or np.nan for c in uniq_cy.tolist()], dtype="float64"))[cy_index]
-        errors.refuse(monetary & np.isnan(usd_rate), lambda w: [
-            f"no {c} exchange rate for {int(y)} in the cited table (scope3lib.accounting.currency.EXCHANGE_RATES); "
-            "the row cannot be converted" for c, y in zip(code_text[w], spend_year[w], strict=True)])
-        same = (f_cur == code_text) & (f_price_year == spend_year)
-        usd_factor = (f_cur == "USD")
-        errors.refuse(monetary & ~same & ~usd_factor, lambda w: [
-            f"no price index for {c} in the cited table: a factor per {u} applies only to {c} spent in its year"
-            for c, u in zip(f_cur[w], f_unit[w], strict=True)])
-        cpi_spend = currency.cpi_usd(spend_year)
-        cpi_factor = currency.cpi_usd(f_price_year)
-        missing_year = np.where(np.isnan(cpi_spend), spend_year, f_price_year)
-        errors.refuse(monetary & usd_factor & ~same & (np.isnan(cpi_spend) | np.isnan(cpi_factor)), lambda w: [
-            f"no US CPI-U for {int(y)} in the cited table; the row cannot be brought to {u} prices"
-            for y, u in zip(missing_year[w], f_unit[w], strict=True)])
-        with np.errstate(invalid="ignore"):
-            converted = np.where(same, spend, spend * usd_rate * cpi_factor / cpi_spend)
-        amount = np.where(monetary, converted, amount)
 
-    kg = np.where(np.isin(mcode, [_SPEND, _AVERAGE, _DISTANCE]), amount * f_value, kg)
+def _unit_conversions(unit: _Codes, f: _Factor, physical: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the multiplier from its unit to its factor's unit, or (NaN and) the reason there is none."""
+    n = len(unit.codes)
+    nf = len(f.unit_values) + 1
+    pair = np.where(physical, (unit.codes + 1) * nf + (f.unit_code + 1), -1)
+    uniq_pairs, pair_codes = _distinct(pair[physical])
+    mult = np.full(len(uniq_pairs), np.nan)
+    reason = np.full(len(uniq_pairs), None, dtype=object)
+    for j, c in enumerate(uniq_pairs.tolist()):
+        ucode, fcode = divmod(int(c), nf)
+        ucode, fcode = ucode - 1, fcode - 1
+        if ucode < 0 or fcode < 0:
+            continue
+        funit = str(f.unit_values[fcode])
+        if units.MONEY_RE.match(funit):
+            reason[j] = f"the factor is per {funit} (spend-based); use method spend_based"
+            continue
+        multiplier, err = units.conversion(str(unit.values[ucode]), funit)
+        if multiplier is None:
+            reason[j] = err
+        else:
+            mult[j] = multiplier
+    row_mult = np.full(n, np.nan)
+    row_reason = np.full(n, None, dtype=object)
+    row_mult[physical] = mult[pair_codes]
+    row_reason[physical] = reason[pair_codes]
+    return row_mult, row_reason
 
-    # --- supplier data: supplier-specific and the supplier part of hybrid -----------------------
-    supplier_kg = _numbers(col("supplier_kg_co2e"), n)
-    revenue = _numbers(col("supplier_revenue"), n)
+
+def _spend_activity(s: _Calculation) -> None:
+    """Spend-based and hybrid rows: the spend in the factor's currency and price year."""
+    errors, f, cur = s.errors, s.factor, s.currency
+    monetary = np.isin(s.method, [_SPEND, _HYBRID]) & f.have
+    if not monetary.any():
+        return
+    money = pd.Series(f.unit_values, dtype=object).astype(str).str.extract(units.MONEY_RE.pattern)
+    cur_table = np.array([*money[0].tolist(), None], dtype=object)
+    year_table = np.append(pd.to_numeric(money[1], errors="coerce").to_numpy(dtype="float64"), np.nan)
+    f_cur = cur_table[f.unit_code]
+    f_price_year = year_table[f.unit_code]
+    errors.refuse(monetary & pd.isna(f_cur), lambda w: [
+        f"the factor is per {u}, not per unit of money; use method average_data or distance_based"
+        for u in f.unit[w]])
+    errors.refuse(monetary & ~np.isfinite(s.spend), "spend is required (a number) for this method")
+    errors.refuse(monetary & (cur.codes < 0), "currency is required for spend (ISO 4217 code, e.g. USD)")
+    year_ok = np.isfinite(s.spend_year) & (s.spend_year == np.round(s.spend_year))
+    errors.refuse(monetary & ~year_ok, "spend_year is required (the year the money was spent)")
+    code_text = cur.text()
+    known = currency.known_currencies()
+    known_code = np.array([v in known for v in cur.values] + [True], dtype=bool)
+    unknown_cur = monetary & ~known_code[cur.codes]
+    errors.refuse(unknown_cur, lambda w: [f"no exchange rates for currency {c!r} in the cited table; "
+                                          f"known: {', '.join(sorted(known))}" for c in code_text[w]])
+    converted = _spend_in_factor_money(s, monetary, year_ok, f_cur, f_price_year)
+    s.amount = np.where(monetary, converted, s.amount)
+
+
+def _spend_in_factor_money(s: _Calculation, monetary: np.ndarray, year_ok: np.ndarray, f_cur: np.ndarray,
+                           f_price_year: np.ndarray) -> np.ndarray:
+    """The spend in the factor's currency and price year.
+
+    Spend already in the factor's currency and year is kept as it is; other spend is converted to
+    dollars at the rate of its year, then to the factor's price year with the CPI-U. Refuses rows
+    without a rate or a price index.
+    """
+    errors, cur, spend_year, f_unit = s.errors, s.currency, s.spend_year, s.factor.unit
+    code_text = cur.text()
+    # Rates per distinct (currency, year), broadcast back to the rows.
+    cy = (cur.codes + 1) * 10_000 + np.where(year_ok, spend_year, 0).astype(np.int64)
+    uniq_cy, cy_index = _distinct(cy)
+    usd_rate = currency.usd_per_unit(
+        np.array([cur.values[c // 10_000 - 1] if c // 10_000 else "" for c in uniq_cy.tolist()], dtype=object),
+        np.array([c % 10_000 or np.nan for c in uniq_cy.tolist()], dtype="float64"))[cy_index]
+    errors.refuse(monetary & np.isnan(usd_rate), lambda w: [
+        f"no {c} exchange rate for {int(y)} in the cited table (scope3lib.accounting.currency.EXCHANGE_RATES); "
+        "the row cannot be converted" for c, y in zip(code_text[w], spend_year[w], strict=True)])
+    same = (f_cur == code_text) & (f_price_year == spend_year)
+    usd_factor = (f_cur == "USD")
+    errors.refuse(monetary & ~same & ~usd_factor, lambda w: [
+        f"no price index for {c} in the cited table: a factor per {u} applies only to {c} spent in its year"
+        for c, u in zip(f_cur[w], f_unit[w], strict=True)])
+    cpi_spend = currency.cpi_usd(spend_year)
+    cpi_factor = currency.cpi_usd(f_price_year)
+    missing_year = np.where(np.isnan(cpi_spend), spend_year, f_price_year)
+    errors.refuse(monetary & usd_factor & ~same & (np.isnan(cpi_spend) | np.isnan(cpi_factor)), lambda w: [
+        f"no US CPI-U for {int(y)} in the cited table; the row cannot be brought to {u} prices"
+        for y, u in zip(missing_year[w], f_unit[w], strict=True)])
+    with np.errstate(invalid="ignore"):
+        converted: np.ndarray = np.where(same, s.spend, s.spend * usd_rate * cpi_factor / cpi_spend)
+    return converted
+
+
+def _supplier_data(s: _Calculation) -> None:
+    """Supplier-specific rows, and the supplier part of hybrid rows.
+
+    The supplier's reported emissions are allocated by the share of its revenue that is our spend;
+    hybrid adds the EEIO estimate of what the supplier buys.
+    """
+    errors, mcode, spend = s.errors, s.method, s.spend
     with_supplier = np.isin(mcode, [_SUPPLIER, _HYBRID])
     errors.refuse(with_supplier & ~np.isfinite(spend), "spend is required (a number) for this method")
-    errors.refuse(with_supplier & ~np.isfinite(supplier_kg),
+    errors.refuse(with_supplier & ~np.isfinite(s.supplier_kg),
                   "supplier_kg_co2e is required: the supplier's reported emissions in kg CO2e "
                   "(scope 1 and 2 for hybrid)")
-    errors.refuse(with_supplier & ~(revenue > 0),
+    errors.refuse(with_supplier & ~(s.revenue > 0),
                   "supplier_revenue is required: the supplier's revenue, in the currency of the spend")
-    errors.refuse(with_supplier & (spend > revenue), "spend exceeds the supplier's revenue; check both amounts")
+    errors.refuse(with_supplier & (spend > s.revenue), "spend exceeds the supplier's revenue; check both amounts")
     with np.errstate(invalid="ignore", divide="ignore"):
-        allocated = supplier_kg * spend / revenue
+        allocated = s.supplier_kg * spend / s.revenue
     supplier_rows = mcode == _SUPPLIER
-    kg = np.where(supplier_rows, allocated, kg)
-    amount = np.where(supplier_rows, spend, amount)
+    s.kg = np.where(supplier_rows, allocated, s.kg)
+    s.amount = np.where(supplier_rows, spend, s.amount)
     hybrid = mcode == _HYBRID
-    direct = _numbers(col("eeio_direct_share"), n)
+    direct = _numbers(s.rows.get("eeio_direct_share"), s.n)
     errors.refuse(hybrid & ~((direct >= 0) & (direct <= 1)),
                   "eeio_direct_share is required for hybrid (0-1): the part of the EEIO factor that is the "
                   "sector's own direct emissions, replaced by the supplier's scope 1 and 2")
-    kg = np.where(hybrid, allocated + amount * f_value * (1 - direct), kg)
+    s.kg = np.where(hybrid, allocated + s.amount * s.factor.value * (1 - direct), s.kg)
 
-    # --- quality -------------------------------------------------------------------------------
+
+def _data_quality(s: _Calculation, data_source: str) -> np.ndarray:
+    """Each row's overall data-quality score (:mod:`scope3lib.accounting.quality`)."""
+    rows, n = s.rows, s.n
     start = _codes(rows["period_start"], n)
     start_years = pd.to_numeric(pd.Series(start.values, dtype=object).str[:4], errors="coerce").to_numpy(
         dtype="float64") if len(start.values) else np.array([])
     period_year = start.take(start_years, np.nan).astype("float64") if len(start.values) else np.full(n, np.nan)
-    supplier_year = np.where(supplier_rows, spend_year, np.nan)
-    gap = np.where(supplier_rows, period_year - supplier_year, period_year - f_year)
-    src_text = (_codes(col("data_source"), n, lambda s: s.strip().lower()).text() if "data_source" in rows
+    supplier_rows = s.method == _SUPPLIER
+    supplier_year = np.where(supplier_rows, s.spend_year, np.nan)
+    gap = np.where(supplier_rows, period_year - supplier_year, period_year - s.factor.year)
+    src_text = (_codes(rows.get("data_source"), n, lambda v: v.strip().lower()).text() if "data_source" in rows
                 else np.full(n, data_source, dtype=object))
     src_text = np.where(src_text == "", data_source, src_text)
-    scores = quality.pedigree(np.clip(mcode, 0, None), src_text, gap)
-    dq = quality.overall(scores)
+    scores = quality.pedigree(np.clip(s.method, 0, None), src_text, gap)
+    return quality.overall(scores)
 
-    ok = errors.ok
-    out = rows.copy()
-    version_out = f_version.copy()
-    unit_out = f_unit.copy()
-    value_out = f_value.copy()
+
+def _output(s: _Calculation, dq: np.ndarray) -> pd.DataFrame:
+    """``rows`` with :data:`OUTPUT_COLUMNS`; a refused row keeps its factor columns but no result."""
+    ok = s.errors.ok
+    out = s.rows.copy()
+    version_out = s.factor.version.copy()
+    unit_out = s.factor.unit.copy()
+    value_out = s.factor.value.copy()
+    supplier_rows = s.method == _SUPPLIER
     if supplier_rows.any():
         w = np.flatnonzero(supplier_rows)
-        source_out = src.text()
+        source_out = s.factor.source.text()
         source_out[w] = np.where(source_out[w] == "", SUPPLIER_SOURCE, source_out[w])
         out["factor_source"] = source_out
-        years = [str(int(y)) if np.isfinite(y) else None for y in spend_year[w]]
+        years = [str(int(y)) if np.isfinite(y) else None for y in s.spend_year[w]]
         version_out[w] = np.asarray(years, dtype=object)
-        unit_out[w] = np.asarray([f"{c}_{y}" if c and y else c for c, y in zip(cur.text()[w], years, strict=True)],
-                                 dtype=object)
+        unit_out[w] = np.asarray([f"{c}_{y}" if c and y else c
+                                  for c, y in zip(s.currency.text()[w], years, strict=True)], dtype=object)
         with np.errstate(invalid="ignore", divide="ignore"):
-            value_out[w] = supplier_kg[w] / revenue[w]
+            value_out[w] = s.supplier_kg[w] / s.revenue[w]
     out["factor_version"] = version_out
     out["factor_value"] = value_out
     out["factor_unit"] = unit_out
-    out["amount_in_factor_unit"] = np.where(ok, amount, np.nan)
-    out["kg_co2e"] = np.where(ok, kg, np.nan)
+    out["amount_in_factor_unit"] = np.where(ok, s.amount, np.nan)
+    out["kg_co2e"] = np.where(ok, s.kg, np.nan)
     out["data_quality"] = pd.array(np.where(ok, dq, 0), dtype="Int8")
     out.loc[~ok, "data_quality"] = pd.NA
-    out["error"] = np.where(ok, "", errors.reason)
+    out["error"] = np.where(ok, "", s.errors.reason)
     return out
 
 

@@ -36,14 +36,19 @@ DEMO_PASSWORD = "scope3-demo"
 @click.pass_context
 def demo(ctx: click.Context, duration: float | None, rate: float, hubs: bool) -> None:
     """Run the whole platform on embedded defaults with two demo tenants and live meters."""
-    from ingest_service import IngestService
-
-    from .. import demo as demo_data
-
     settings: Settings = ctx.obj
     click.echo("starting PostgreSQL" + ("" if settings.database_url else " (embedded, pgserver)") + " ...")
     engine = _engine(ctx)
     schema.upgrade(engine)
+    _provision_demo_tenants(engine, settings)
+    run = _DemoRun(settings, engine, rate, hubs)
+    until_signal(run.start, run.stop, duration=duration, tick=run.tick)
+
+
+def _provision_demo_tenants(engine: sa.Engine, settings: Settings) -> None:
+    """Create each demo tenant not yet in the database, with its generated data and two users."""
+    from .. import demo as demo_data
+
     existing = {str(t["slug"]) for t in tenancy.list_tenants(engine)}
     for profile in demo_data.DEMO_TENANTS:
         if profile.slug in existing:
@@ -55,74 +60,88 @@ def demo(ctx: click.Context, duration: float | None, rate: float, hubs: bool) ->
         tenancy.add_user(engine, profile.slug, f"{profile.slug}-exec", "viewer", DEMO_PASSWORD)
         click.echo(f"provisioned demo tenant {profile.slug} ({profile.suppliers} suppliers, "
                    f"{profile.devices} meters)")
-    params, embedded = broker_for(settings)
-    service = IngestService(tenancy.ingest_database_url(engine, settings.data_dir), params,
-                            client_id="scope3-demo-ingest", batch_ms=settings.ingest_batch_ms,
-                            writers=settings.ingest_writers, queue_messages=settings.ingest_queue_messages)
-    hub_procs: list[subprocess.Popen[bytes]] = []
-    sims = [MeterSimulator(params, simulated_meters(engine, p.slug, p.devices, "CAMX"), rate)
-            for p in demo_data.DEMO_TENANTS]
-    workers = [threading.Thread(target=s.run, daemon=True) for s in sims]
 
-    def start() -> None:
-        service.start()
-        service.wait_connected(15)
-        for w in workers:
+
+class _DemoRun:
+    """The demo's moving parts (broker, ingest, simulated meters, hubs), started and stopped together."""
+
+    def __init__(self, settings: Settings, engine: sa.Engine, rate: float, hubs: bool) -> None:
+        from ingest_service import IngestService
+
+        from .. import demo as demo_data
+
+        self.settings, self.engine, self.rate, self.hubs = settings, engine, rate, hubs
+        self.tenants = demo_data.DEMO_TENANTS
+        self.params, self.embedded = broker_for(settings)
+        self.service = IngestService(tenancy.ingest_database_url(engine, settings.data_dir), self.params,
+                                     client_id="scope3-demo-ingest", batch_ms=settings.ingest_batch_ms,
+                                     writers=settings.ingest_writers, queue_messages=settings.ingest_queue_messages)
+        self.hub_procs: list[subprocess.Popen[bytes]] = []
+        self.sims = [MeterSimulator(self.params, simulated_meters(engine, p.slug, p.devices, "CAMX"), rate)
+                     for p in self.tenants]
+        self.workers = [threading.Thread(target=s.run, daemon=True) for s in self.sims]
+        self.last_tick = 0.0
+
+    def start(self) -> None:
+        self.service.start()
+        self.service.wait_connected(15)
+        for w in self.workers:
             w.start()
-        if hubs:
-            for p in demo_data.DEMO_TENANTS:
-                hub_procs.append(_start_hub(settings, p.slug))
-            for p in demo_data.DEMO_TENANTS:
-                _run_monthly_report(settings, p.slug)
+        if self.hubs:
+            for p in self.tenants:
+                self.hub_procs.append(_start_hub(self.settings, p.slug))
+            for p in self.tenants:
+                _run_monthly_report(self.settings, p.slug)
+        self._print_running()
+
+    def _print_running(self) -> None:
+        settings, params = self.settings, self.params
         click.echo("\nrunning:")
         click.echo(f"  PostgreSQL  {make_url(db.admin_url(settings)).render_as_string()}")
-        click.echo(f"  MQTT broker {params.host}:{params.port} ({'embedded amqtt' if embedded else 'external'})")
+        click.echo(f"  MQTT broker {params.host}:{params.port} ({'embedded amqtt' if self.embedded else 'external'})")
         click.echo("  ingest      scope3/+/+/readings -> readings table")
-        click.echo(f"  meters      {sum(len(s.meters) for s in sims)} simulated, {rate:g} msg/s per tenant")
-        for p in demo_data.DEMO_TENANTS:
+        click.echo(f"  meters      {sum(len(s.meters) for s in self.sims)} simulated, {self.rate:g} msg/s per tenant")
+        for p in self.tenants:
             creds = tenancy.tenant_credentials(settings.data_dir, p.slug)
             click.echo(f"  tenant {p.slug:<7} database_url={creds.database_url}")
             click.echo(f"                 users: {p.slug}-analyst (member), {p.slug}-exec (viewer), "
                        f"password {DEMO_PASSWORD}")
-            if hubs:
+            if self.hubs:
                 hub = hub_settings.load(settings.data_dir, p.slug).hub
                 click.echo(f"                 hub: http://{hub.bind_ip}:{hub.port}/  (analyst: JupyterLab; "
                            f"executive: the dashboard)")
         click.echo("Ctrl-C stops everything.\n")
 
-    last = [0.0]
-
-    def tick() -> None:
-        if time.monotonic() - last[0] < 10:
+    def tick(self) -> None:
+        """Print the readings counted per tenant, at most every 10 seconds."""
+        if time.monotonic() - self.last_tick < 10:
             return
-        last[0] = time.monotonic()
-        with engine.connect() as conn:
+        self.last_tick = time.monotonic()
+        with self.engine.connect() as conn:
             counts = conn.execute(sa.text(
                 "SELECT t.slug, count(r.ts) AS n, max(r.ts) AS latest FROM tenants t "
                 "LEFT JOIN readings r ON r.tenant_id = t.id GROUP BY t.slug ORDER BY t.slug")).all()
         click.echo("readings: " + ", ".join(f"{c.slug}={c.n}" for c in counts)
-                   + f" | rejects={service.stats.rejects.total()}")
+                   + f" | rejects={self.service.stats.rejects.total()}")
 
-    def stop() -> None:
+    def stop(self) -> None:
         click.echo("stopping ...")
-        for proc in hub_procs:  # the hub stops its servers and services itself
+        for proc in self.hub_procs:  # the hub stops its servers and services itself
             proc.send_signal(signal.SIGTERM)
-        for proc in hub_procs:
+        for proc in self.hub_procs:
             try:
                 proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        for s in sims:
+        for s in self.sims:
             s.stop()
-        for w in workers:
+        for w in self.workers:
             w.join(timeout=40)
-        service.stop()
-        if embedded:
-            embedded.stop()
-        last[0] = 0.0
-        tick()
-
-    until_signal(start, stop, duration=duration, tick=tick)
+        self.service.stop()
+        if self.embedded:
+            self.embedded.stop()
+        self.last_tick = 0.0
+        self.tick()
 
 
 def _start_hub(settings: Settings, slug: str) -> subprocess.Popen[bytes]:

@@ -89,10 +89,42 @@ class DemoData:
     truth: pd.DataFrame  # name, sector_factor, effect, true_intensity, reports, outlier
 
 
+@dataclass
+class _Drawn:
+    """The drawn suppliers and their hidden intensities, as arrays aligned by supplier."""
+
+    names: np.ndarray
+    naics: np.ndarray
+    country: np.ndarray
+    region: np.ndarray
+    spend: np.ndarray  # annual, 2022 USD
+    sector_factor: np.ndarray
+    effect: np.ndarray
+    true_intensity: np.ndarray
+    reports: np.ndarray
+    outlier: np.ndarray
+
+
 def generate(profile: DemoProfile) -> DemoData:
     """Generate a tenant's demo data (pure: no database)."""
+    # One generator drawn in a fixed order (suppliers, intensities, entries, devices): the data
+    # depend on that order, and the seed reproduces them.
     rng = np.random.default_rng(profile.seed)
-    n = profile.suppliers
+    drawn = _draw_suppliers(rng, profile.suppliers)
+    entries = _monthly_entries(rng, drawn, profile.year)
+    devices = _devices(rng, drawn, profile.devices)
+    suppliers = pd.DataFrame({
+        "name": drawn.names, "naics_code": drawn.naics, "country": drawn.country, "region": drawn.region,
+        "annual_spend": drawn.spend, "spend_currency": "USD",
+    })
+    truth = pd.DataFrame({
+        "name": drawn.names, "naics_code": drawn.naics, "sector_factor": drawn.sector_factor, "effect": drawn.effect,
+        "true_intensity": drawn.true_intensity, "reports": drawn.reports, "outlier": drawn.outlier,
+    })
+    return DemoData(suppliers=suppliers, entries=entries, devices=devices, truth=truth)
+
+
+def _draw_suppliers(rng: np.random.Generator, n: int) -> _Drawn:
     factors = builtin_factors("epa-useeio").set_index("factor_key")
     codes = np.array(list(SECTORS))
     weights = np.array([w for _, w in SECTORS.values()], dtype=float)
@@ -110,27 +142,25 @@ def generate(profile: DemoProfile) -> DemoData:
     effect = rng.lognormal(0.0, 0.4, size=n)
     outlier = rng.random(n) < 0.03
     effect[outlier] *= rng.uniform(4, 8, size=outlier.sum())
-    true_intensity = sector_factor * effect
     reports = rng.random(n) < 0.25
+    return _Drawn(names=names, naics=naics, country=country, region=region, spend=spend,
+                  sector_factor=sector_factor, effect=effect, true_intensity=sector_factor * effect,
+                  reports=reports, outlier=outlier)
 
-    suppliers = pd.DataFrame({
-        "name": names, "naics_code": naics, "country": country, "region": region,
-        "annual_spend": spend, "spend_currency": "USD",
-    })
-    truth = pd.DataFrame({
-        "name": names, "naics_code": naics, "sector_factor": sector_factor, "effect": effect,
-        "true_intensity": true_intensity, "reports": reports, "outlier": outlier,
-    })
 
-    months = pd.date_range(f"{profile.year}-01-01", periods=12, freq="MS")
+def _monthly_entries(rng: np.random.Generator, drawn: _Drawn, year: int) -> pd.DataFrame:
+    """One emission entry per supplier and month of ``year``: the supplier's disclosed intensity when it
+    reports, else its sector's factor, applied to the month's spend."""
+    n, names, naics, reports = len(drawn.names), drawn.names, drawn.naics, drawn.reports
+    months = pd.date_range(f"{year}-01-01", periods=12, freq="MS")
     season = 1 + 0.15 * np.sin(2 * np.pi * (np.arange(12) - 2) / 12)
-    monthly = (spend[:, None] / 12) * season[None, :] * rng.lognormal(0, 0.1, size=(n, 12))
+    monthly = (drawn.spend[:, None] / 12) * season[None, :] * rng.lognormal(0, 0.1, size=(n, 12))
     idx = np.repeat(np.arange(n), 12)
     month_idx = np.tile(np.arange(12), n)
     spend_m = monthly.ravel().round(2)
-    applied = np.where(reports[idx], true_intensity[idx], sector_factor[idx])
+    applied = np.where(reports[idx], drawn.true_intensity[idx], drawn.sector_factor[idx])
     starts = months[month_idx]
-    entries = pd.DataFrame({
+    return pd.DataFrame({
         "supplier": names[idx],
         "category": [SECTORS[c][0] for c in naics[idx]],
         "period_start": starts.date,
@@ -141,7 +171,7 @@ def generate(profile: DemoProfile) -> DemoData:
         "spend_currency": "USD",
         "spend_year": 2022,
         "factor_source": np.where(reports[idx], "supplier", "epa-useeio"),
-        "factor_version": np.where(reports[idx], str(profile.year), "1.3.0"),
+        "factor_version": np.where(reports[idx], str(year), "1.3.0"),
         "factor_key": pd.Series(naics[idx], dtype=object).where(~reports[idx], None),
         "factor_value": applied,
         "factor_unit": "USD_2022",
@@ -151,14 +181,16 @@ def generate(profile: DemoProfile) -> DemoData:
         "data_quality": np.where(reports[idx], 2, 4),
     })
 
-    site_suppliers = rng.choice(n, size=profile.devices, replace=False)
-    devices = pd.DataFrame({
-        "device_key": [f"meter-{i + 1:03d}" for i in range(profile.devices)],
-        "supplier": names[site_suppliers],
-        "grid_region": region[site_suppliers],
+
+def _devices(rng: np.random.Generator, drawn: _Drawn, count: int) -> pd.DataFrame:
+    """``count`` meters, each at the site of a different supplier."""
+    site_suppliers = rng.choice(len(drawn.names), size=count, replace=False)
+    return pd.DataFrame({
+        "device_key": [f"meter-{i + 1:03d}" for i in range(count)],
+        "supplier": drawn.names[site_suppliers],
+        "grid_region": drawn.region[site_suppliers],
         "category": 1,
     })
-    return DemoData(suppliers=suppliers, entries=entries, devices=devices, truth=truth)
 
 
 def _unique_names(rng: np.random.Generator, n: int, naics: np.ndarray) -> np.ndarray:

@@ -1,7 +1,9 @@
-"""Apply a tenant's hub settings to a JupyterHub ``Config``: a pure function that only sets values.
+"""Apply a tenant's hub settings to a JupyterHub ``Config``: pure functions that only set values.
 
 ``hub_config/jupyterhub_config.py`` calls :func:`apply` with the settings of the tenant named by
-``SCOPE3_HUB_TENANT``; tests call it on a bare ``Config()`` with no hub running.
+``SCOPE3_HUB_TENANT``; :func:`apply` calls one ``update_*`` function per part of the hub (network,
+state, proxy, authentication, default page, spawner, services). Tests call them on a bare
+``Config()`` with no hub running.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,32 +75,59 @@ def _is_viewer(user: Any) -> bool:
     return not user.admin and not any(r.name in SERVER_ROLES for r in user.roles)
 
 
-def apply(c: Config, settings: HubSettings, admin_database_url: str) -> Config:
-    """Set every JupyterHub option this tenant's hub needs on ``c``; returns ``c``."""
-    hub, slug, state = settings.hub, settings.slug, settings.state_dir
-    mode = spawner_mode(settings)
-    base_url = hub.base_url if hub.base_url.endswith("/") else hub.base_url + "/"
+def apply(c: Config, settings: HubSettings, admin_database_url: str, *, mode: str | None = None) -> Config:
+    """Set every JupyterHub option this tenant's hub needs on ``c``; returns ``c``.
 
+    ``mode`` is the spawner mode, ``local`` or ``simple``; :func:`spawner_mode` decides when it is None.
+    """
+    mode = mode or spawner_mode(settings)
+    update_network(c, settings)
+    update_state(c, settings)
+    update_proxy(c, settings)
+    update_auth(c, settings, admin_database_url)
+    update_default_url(c, settings)
+    update_spawner(c, settings, mode)
+    update_services(c, settings, mode)
+    return c
+
+
+def _base_url(settings: HubSettings) -> str:
+    base_url = settings.hub.base_url
+    return base_url if base_url.endswith("/") else base_url + "/"
+
+
+def update_network(c: Config, settings: HubSettings) -> None:
+    """Where the hub listens: the public proxy's address and base URL, and the hub's internal API."""
+    hub = settings.hub
     c.JupyterHub.ip = hub.bind_ip
     c.JupyterHub.port = hub.port
-    c.JupyterHub.base_url = base_url
+    c.JupyterHub.base_url = _base_url(settings)
     c.JupyterHub.hub_ip = "127.0.0.1"
     c.JupyterHub.hub_port = hub.hub_port
+
+
+def update_state(c: Config, settings: HubSettings) -> None:
+    """The hub's cookie secret and its files in the tenant's state directory."""
+    state = settings.state_dir
     c.JupyterHub.cookie_secret = bytes.fromhex(settings.secrets.cookie_secret)
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
     c.JupyterHub.cleanup_servers = True
     c.JupyterHub.cleanup_proxy = True
 
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub.proxy_api_port}"
+
+def update_proxy(c: Config, settings: HubSettings) -> None:
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.hub.proxy_api_port}"
     c.ConfigurableHTTPProxy.auth_token = settings.secrets.proxy_auth_token
-    c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
-    # The Python port of configurable-http-proxy, installed with this package.
+    c.ConfigurableHTTPProxy.pid_file = str(settings.state_dir / "proxy.pid")
     # A dashboard render waits for a kernel to run the notebook: allow it more than the default 20 s.
     c.ConfigurableHTTPProxy.command = [proxy_command(), "--timeout=120000", "--proxy-timeout=120000"]
 
+
+def update_auth(c: Config, settings: HubSettings, admin_database_url: str) -> None:
+    """Members of this tenant log in with their platform accounts; their platform role sets their hub roles."""
     c.JupyterHub.authenticator_class = "scope3lib.hub.auth.Scope3Authenticator"
-    c.Scope3Authenticator.tenant = slug
+    c.Scope3Authenticator.tenant = settings.slug
     c.Scope3Authenticator.database_url = admin_database_url
     c.Authenticator.manage_roles = True
     c.Authenticator.manage_groups = True
@@ -109,6 +139,11 @@ def apply(c: Config, settings: HubSettings, admin_database_url: str) -> Config:
     # "self" (their server), through the roles the authenticator manages.
     c.JupyterHub.load_roles = [{"name": "user", "scopes": ["read:users:name!user", "read:users:groups!user"]}]
 
+
+def update_default_url(c: Config, settings: HubSettings) -> None:
+    """Viewers land on the dashboard, everyone else on their server."""
+    base_url = _base_url(settings)
+
     def default_url(handler: Any) -> str:
         user = handler.current_user
         if user is not None and _is_viewer(user):
@@ -117,14 +152,16 @@ def apply(c: Config, settings: HubSettings, admin_database_url: str) -> Config:
 
     c.JupyterHub.default_url = default_url
 
+
+def update_spawner(c: Config, settings: HubSettings, mode: str) -> None:
+    """Analysts' servers: JupyterLab with the tenant's read-write database URL, as ``mode`` runs them."""
+    slug = settings.slug
     c.Spawner.cmd = singleuser_cmd()
     c.Spawner.default_url = "/lab"
     c.Spawner.env_keep = ENV_KEEP
     c.Spawner.environment = {"SCOPE3_TENANT_DATABASE_URL": settings.database_url, "SCOPE3_TENANT": slug}
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 120
-    analyst_notebooks = sorted((NOTEBOOKS / "analyst").glob("*.ipynb"))
-
     if mode == "local":
         c.JupyterHub.spawner_class = Scope3LocalProcessSpawner
         c.Scope3LocalProcessSpawner.tenant = slug
@@ -138,6 +175,12 @@ def apply(c: Config, settings: HubSettings, admin_database_url: str) -> Config:
         c.SimpleLocalProcessSpawner.home_dir_template = str(settings.tenant_dir / "home" / "{username}")
         if is_root():  # jupyter-server refuses to run as root without it (docs/design.md, measured facts)
             c.Spawner.args = ["--allow-root"]
+    c.Spawner.pre_spawn_hook = _pre_spawn_hook(settings, mode, sorted((NOTEBOOKS / "analyst").glob("*.ipynb")))
+
+
+def _pre_spawn_hook(settings: HubSettings, mode: str, analyst_notebooks: list[Path]) -> Callable[[Any], None]:
+    """Refuses viewers a server; gives an analyst a home holding the analyst notebooks."""
+    slug = settings.slug
 
     def pre_spawn_hook(spawner: Any) -> None:
         if _is_viewer(spawner.user):
@@ -152,8 +195,12 @@ def apply(c: Config, settings: HubSettings, admin_database_url: str) -> Config:
                 if not (home / nb.name).exists():
                     (home / nb.name).write_bytes(nb.read_bytes())
 
-    c.Spawner.pre_spawn_hook = pre_spawn_hook
+    return pre_spawn_hook
 
+
+def update_services(c: Config, settings: HubSettings, mode: str) -> None:
+    """The dashboard (read-only database URL) and, unless switched off, the scheduled-reports service."""
+    hub, slug = settings.hub, settings.slug
     services: list[dict[str, Any]] = [
         {
             "name": DASHBOARD_SERVICE,
@@ -180,4 +227,3 @@ def apply(c: Config, settings: HubSettings, admin_database_url: str) -> Config:
         for service in services:
             service["user"] = system_username(slug, service["name"])
     c.JupyterHub.services = services
-    return c

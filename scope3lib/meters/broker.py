@@ -174,8 +174,45 @@ def mosquitto_config(
     ``tls_port`` adds a TLS listener whose certificate lines are written commented out, to be filled in.
     """
     d = directory.resolve()
+    return "\n".join([
+        _mosquitto_header(d),
+        _mosquitto_security(d, user),
+        _mosquitto_listeners(host, port, tls_port),
+        _mosquitto_persistence(d, autosave_interval_s),
+        _mosquitto_queues(max_queued_bytes, max_inflight_messages),
+        _mosquitto_logging(log_dest),
+    ])
+
+
+# Each section of mosquitto.conf ends with a newline; mosquitto_config puts a blank line between them.
+
+
+def _mosquitto_header(d: Path) -> str:
+    return f"""\
+# Mosquitto configuration for the scope3 platform, written by `scope3 broker config` on
+# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC. Start it with: mosquitto -c {d / "mosquitto.conf"}
+# Requires Mosquitto 2.0 or later (PBKDF2-SHA512 "$7$" password hashes, SIGHUP reload).
+"""
+
+
+def _mosquitto_security(d: Path, user: str | None) -> str:
     run_as = (f"user {user}" if user else
               "# user mosquitto   (the account Mosquitto drops to when started as root; it must read the files above)")
+    return f"""\
+# --- Security ----------------------------------------------------------------------------------
+# Nobody connects without an account. password_file and acl_file are written from the platform
+# database by provisioning (`scope3 device add|rotate|remove`, `scope3 broker sync`), which then
+# sends SIGHUP to the pid in pid_file: Mosquitto re-reads both and disconnects revoked accounts.
+per_listener_settings false
+allow_anonymous false
+password_file {d / "passwd"}
+acl_file {d / "acl"}
+pid_file {d / "mosquitto.pid"}
+{run_as}
+"""
+
+
+def _mosquitto_listeners(host: str, port: int, tls_port: int | None) -> str:
     tls = (
         f"""listener {tls_port}
 # Meters on other networks connect here. Fill in the server certificate and key (PEM); with
@@ -199,30 +236,23 @@ tls_version tlsv1.2
 """
     )
     return f"""\
-# Mosquitto configuration for the scope3 platform, written by `scope3 broker config` on
-# {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC. Start it with: mosquitto -c {d / "mosquitto.conf"}
-# Requires Mosquitto 2.0 or later (PBKDF2-SHA512 "$7$" password hashes, SIGHUP reload).
-
-# --- Security ----------------------------------------------------------------------------------
-# Nobody connects without an account. password_file and acl_file are written from the platform
-# database by provisioning (`scope3 device add|rotate|remove`, `scope3 broker sync`), which then
-# sends SIGHUP to the pid in pid_file: Mosquitto re-reads both and disconnects revoked accounts.
-per_listener_settings false
-allow_anonymous false
-password_file {d / "passwd"}
-acl_file {d / "acl"}
-pid_file {d / "mosquitto.pid"}
-{run_as}
-
 # --- Listeners ---------------------------------------------------------------------------------
 listener {port} {host}
-{tls}
+{tls}"""
+
+
+def _mosquitto_persistence(d: Path, autosave_interval_s: int) -> str:
+    return f"""\
 # --- Persistence: queued and in-flight QoS 1 messages survive a broker restart ------------------
 persistence true
 persistence_location {d / "data"}/
 # Seconds between saves of the in-memory state; a crash (not a clean stop) loses what arrived since.
 autosave_interval {autosave_interval_s}
+"""
 
+
+def _mosquitto_queues(max_queued_bytes: int, max_inflight_messages: int) -> str:
+    return f"""\
 # --- Queues: never drop a QoS 1 reading ---------------------------------------------------------
 # The default max_queued_messages (1000) silently drops QoS 1 messages for a subscriber that falls
 # behind. 0 removes the count limit; memory is bounded by bytes instead. A message beyond
@@ -235,7 +265,11 @@ max_inflight_messages {max_inflight_messages}
 max_packet_size {DEFAULT_MAX_PACKET_SIZE}
 # Send small packets (acknowledgements, single readings) at once instead of waiting to fill a segment.
 set_tcp_nodelay true
+"""
 
+
+def _mosquitto_logging(log_dest: str) -> str:
+    return f"""\
 # --- Logging -----------------------------------------------------------------------------------
 log_dest {log_dest}
 log_type error

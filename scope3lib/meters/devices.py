@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ..errors import DuplicateDevice, InvalidArgument, UnknownDevice, UnknownSupplier
 from ..models import Device, Supplier
@@ -60,32 +60,12 @@ def add_device(
 
     With ``broker``, the broker's password file and ACL are rewritten and Mosquitto reloaded.
     """
-    if not DEVICE_KEY_RE.match(device_key):
-        raise InvalidArgument(
-            f"invalid device id {device_key!r}: use 1-64 letters, digits, '_' and '-' (it becomes a topic level)"
-        )
-    if not REGION_RE.match(region):
-        raise InvalidArgument(f"invalid grid region {region!r}: e.g. an eGRID subregion (CAMX) or a country (GB)")
-    if not 1 <= category <= 15:
-        raise InvalidArgument(f"category must be a GHG Protocol Scope 3 category 1-15, got {category}")
-    if expected_interval_s <= 0:
-        raise InvalidArgument("expected interval must be a positive number of seconds")
+    _check_device_fields(device_key, region, category, expected_interval_s)
     password = secrets.token_urlsafe(18)
     with engine.begin() as conn:
         tid = tenant_id(conn, slug)
-        supplier_id = None
-        if supplier is not None:
-            supplier_id = conn.scalar(
-                sa.select(Supplier.id).where(Supplier.tenant_id == tid, Supplier.name == supplier)
-            )
-            if supplier_id is None:
-                raise UnknownSupplier(f"tenant {slug!r} has no supplier named {supplier!r}")
-        exists = conn.execute(
-            sa.select(Device.id, Device.revoked_at).where(Device.tenant_id == tid, Device.device_key == device_key)
-        ).first()
-        if exists is not None:
-            hint = " (removed, kept for its emission entries: choose another id)" if exists.revoked_at else ""
-            raise DuplicateDevice(f"device {device_key!r} already exists in tenant {slug!r}{hint}")
+        supplier_id = None if supplier is None else _supplier_id(conn, tid, slug, supplier)
+        _refuse_existing_device(conn, tid, slug, device_key)
         check_limit(conn, slug, "devices", "SELECT count(*) FROM devices WHERE tenant_id = :t")
         conn.execute(
             sa.insert(Device).values(
@@ -109,6 +89,36 @@ def add_device(
         grid_region=region.upper(),
         category=category,
     )
+
+
+def _check_device_fields(device_key: str, region: str, category: int, expected_interval_s: int) -> None:
+    if not DEVICE_KEY_RE.match(device_key):
+        raise InvalidArgument(
+            f"invalid device id {device_key!r}: use 1-64 letters, digits, '_' and '-' (it becomes a topic level)"
+        )
+    if not REGION_RE.match(region):
+        raise InvalidArgument(f"invalid grid region {region!r}: e.g. an eGRID subregion (CAMX) or a country (GB)")
+    if not 1 <= category <= 15:
+        raise InvalidArgument(f"category must be a GHG Protocol Scope 3 category 1-15, got {category}")
+    if expected_interval_s <= 0:
+        raise InvalidArgument("expected interval must be a positive number of seconds")
+
+
+def _supplier_id(conn: Connection, tid: int, slug: str, supplier: str) -> int:
+    supplier_id = conn.scalar(sa.select(Supplier.id).where(Supplier.tenant_id == tid, Supplier.name == supplier))
+    if supplier_id is None:
+        raise UnknownSupplier(f"tenant {slug!r} has no supplier named {supplier!r}")
+    return supplier_id
+
+
+def _refuse_existing_device(conn: Connection, tid: int, slug: str, device_key: str) -> None:
+    """Refuse a device id the tenant has, or had: a removed device's id stays taken."""
+    exists = conn.execute(
+        sa.select(Device.id, Device.revoked_at).where(Device.tenant_id == tid, Device.device_key == device_key)
+    ).first()
+    if exists is not None:
+        hint = " (removed, kept for its emission entries: choose another id)" if exists.revoked_at else ""
+        raise DuplicateDevice(f"device {device_key!r} already exists in tenant {slug!r}{hint}")
 
 
 def issue_credentials(

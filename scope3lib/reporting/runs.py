@@ -245,6 +245,23 @@ def _source_cell_index(executed: Path, index: int) -> int:
     return index - 1 if injected and index > injected[0] else index
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every attempt of one run shares."""
+
+    engine: Engine
+    database_url: str
+    tenant: str
+    name: str
+    spec: ReportSpec
+    notebook: Path
+    params: dict[str, Any]
+    out_dir: Path
+    data_dir: Path
+    trigger: str
+    scheduled_for: dt.datetime | None
+
+
 def run_report(engine: Engine, database_url: str, tenant: str, name: str, spec: ReportSpec,
                parameters: dict[str, Any] | None = None, *, output_root: Path = DEFAULT_OUTPUT,
                trigger: str = "manual", scheduled_for: dt.datetime | None = None,
@@ -255,57 +272,69 @@ def run_report(engine: Engine, database_url: str, tenant: str, name: str, spec: 
     the run is recorded with it (row-level security keeps both inside the tenant). ``data_dir`` is the
     platform's data directory the kernel gets as ``SCOPE3_DATA_DIR`` (default: this process's setting).
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     from ..config import Settings
 
     notebook = spec.notebook_path()
     params = validate_parameters(notebook, {**spec.parameters, **(parameters or {})})
-    data_dir = Settings().data_dir if data_dir is None else data_dir
-    out_dir = output_root / tenant / name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result: RunResult | None = None
-    attempts: list[int] = []
+    run = _Run(engine=engine, database_url=database_url, tenant=tenant, name=name, spec=spec, notebook=notebook,
+               params=params, out_dir=output_root / tenant / name,
+               data_dir=Settings().data_dir if data_dir is None else data_dir,
+               trigger=trigger, scheduled_for=scheduled_for)
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    results: list[RunResult] = []
     for attempt in range(1, spec.retries + 2):
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        ipynb, html = out_dir / f"{stamp}.ipynb", out_dir / f"{stamp}.html"
-        run_id = _record_start(engine, name, trigger, scheduled_for, attempt, params)
-        attempts.append(run_id)
-        started = time.monotonic()
-        try:
-            with _tenant_environment(database_url, tenant, data_dir):
-                papermill.execute_notebook(str(notebook), str(ipynb), parameters=params, kernel_name="python3",
-                                           cwd=str(notebook.parent), progress_bar=False, log_output=False,
-                                           execution_timeout=spec.timeout_s)
-            if "html" in spec.formats:
-                _to_html(ipynb, html)
-            if "ipynb" not in spec.formats:
-                ipynb.unlink(missing_ok=True)
-            kept_ipynb = ipynb if ipynb.exists() else None
-            kept_html = html if html.exists() else None
-            _record_end(engine, run_id, "succeeded", ipynb=kept_ipynb, html=kept_html)
-            result = RunResult(run_id, "succeeded", attempt, kept_ipynb, kept_html,
-                               seconds=time.monotonic() - started)
+        results.append(_attempt(run, attempt))
+        if results[-1].status == "succeeded":
             break
-        except PapermillExecutionError as exc:
-            error = f"{exc.ename}: {exc.evalue}"
-            cell = _source_cell_index(ipynb, exc.cell_index)
-            # papermill writes the partly executed notebook: keep it, it shows where it stopped.
-            _record_end(engine, run_id, "failed", error=error, failed_cell=cell,
-                        ipynb=ipynb if ipynb.exists() else None)
-            result = RunResult(run_id, "failed", attempt, ipynb if ipynb.exists() else None, None, error,
-                               cell, time.monotonic() - started)
-            log.warning("report %s for %s failed in cell %s (attempt %d): %s", name, tenant, cell, attempt, error)
-        except Exception as exc:  # kernel died, timeout, disk full: a failed run, recorded as such
-            error = f"{type(exc).__name__}: {exc}"
-            _record_end(engine, run_id, "failed", error=error)
-            result = RunResult(run_id, "failed", attempt, None, None, error, None, time.monotonic() - started)
-            log.warning("report %s for %s failed (attempt %d): %s", name, tenant, attempt, error)
-    assert result is not None
-    result.attempts = attempts
-    _prune(out_dir, spec.keep)
+    result = results[-1]
+    result.attempts = [r.id for r in results]
+    _prune(run.out_dir, spec.keep)
     return result
+
+
+def _attempt(run: _Run, attempt: int) -> RunResult:
+    """One attempt, recorded from its start; a failure is recorded and returned, never raised."""
+    from papermill.exceptions import PapermillExecutionError
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    ipynb, html = run.out_dir / f"{stamp}.ipynb", run.out_dir / f"{stamp}.html"
+    run_id = _record_start(run.engine, run.name, run.trigger, run.scheduled_for, attempt, run.params)
+    started = time.monotonic()
+    try:
+        kept_ipynb, kept_html = _execute(run, ipynb, html)
+        _record_end(run.engine, run_id, "succeeded", ipynb=kept_ipynb, html=kept_html)
+        return RunResult(run_id, "succeeded", attempt, kept_ipynb, kept_html, seconds=time.monotonic() - started)
+    except PapermillExecutionError as exc:
+        error = f"{exc.ename}: {exc.evalue}"
+        cell = _source_cell_index(ipynb, exc.cell_index)
+        # papermill writes the partly executed notebook: keep it, it shows where it stopped.
+        _record_end(run.engine, run_id, "failed", error=error, failed_cell=cell,
+                    ipynb=ipynb if ipynb.exists() else None)
+        result = RunResult(run_id, "failed", attempt, ipynb if ipynb.exists() else None, None, error,
+                           cell, time.monotonic() - started)
+        log.warning("report %s for %s failed in cell %s (attempt %d): %s", run.name, run.tenant, cell, attempt, error)
+        return result
+    except Exception as exc:  # kernel died, timeout, disk full: a failed run, recorded as such
+        error = f"{type(exc).__name__}: {exc}"
+        _record_end(run.engine, run_id, "failed", error=error)
+        result = RunResult(run_id, "failed", attempt, None, None, error, None, time.monotonic() - started)
+        log.warning("report %s for %s failed (attempt %d): %s", run.name, run.tenant, attempt, error)
+        return result
+
+
+def _execute(run: _Run, ipynb: Path, html: Path) -> tuple[Path | None, Path | None]:
+    """Run the notebook into ``ipynb``, convert it to ``html``; the outputs the spec's formats keep."""
+    import papermill
+
+    with _tenant_environment(run.database_url, run.tenant, run.data_dir):
+        papermill.execute_notebook(str(run.notebook), str(ipynb), parameters=run.params, kernel_name="python3",
+                                   cwd=str(run.notebook.parent), progress_bar=False, log_output=False,
+                                   execution_timeout=run.spec.timeout_s)
+    if "html" in run.spec.formats:
+        _to_html(ipynb, html)
+    if "ipynb" not in run.spec.formats:
+        ipynb.unlink(missing_ok=True)
+    return (ipynb if ipynb.exists() else None), (html if html.exists() else None)
 
 
 def history(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:

@@ -463,6 +463,20 @@ def project(scenario: Scenario, base: pd.DataFrame, factors: pd.Series | None = 
     growth = (1.0 + scenario.growth) ** t
     base_kg = base["kg_co2e"].to_numpy(dtype=float)
     bau = base_kg[:, None] * growth[None, :]
+    remaining, levers = _apply_levers(scenario, base, ctx, years, bau)
+    by_cat = _by_category(base, years, bau, remaining)
+    base_total = float(base_kg.sum())
+    totals = _totals(scenario, years, bau, remaining, base_total, pathway_rate)
+    summary = _summary(scenario, totals, levers, base_total)
+    return ScenarioResult(scenario, by_cat, totals, levers, summary, _fingerprint(scenario, base, ctx, pathway_rate))
+
+
+def _apply_levers(scenario: Scenario, base: pd.DataFrame, ctx: _Context, years: np.ndarray,
+                  bau: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """The emissions left (row × year) after the levers, applied in order, and one row of figures per lever.
+
+    Each lever abates a fraction of what the levers before it left, from its start year on.
+    """
     remaining = bau.copy()
     rows = []
     for i, lever in enumerate(scenario.levers, 1):
@@ -489,15 +503,21 @@ def project(scenario: Scenario, base: pd.DataFrame, factors: pd.Series | None = 
     levers = pd.DataFrame(rows, columns=["label", "kind", "start_year", "abated_t", "abated_target_t",
                                          "implementation_cost", "annual_saving", "payback_years", "npv",
                                          "cost_per_t"])
+    return remaining, levers
 
+
+def _by_category(base: pd.DataFrame, years: np.ndarray, bau: np.ndarray, remaining: np.ndarray) -> pd.DataFrame:
     cats = base["category"].to_numpy()
     frame = pd.DataFrame({"category": np.repeat(cats, len(years)), "year": np.tile(years, len(cats)),
                           "bau_kg": bau.ravel(), "scenario_kg": remaining.ravel()})
     by_cat = frame.groupby(["year", "category"], as_index=False)[["bau_kg", "scenario_kg"]].sum()
     by_cat["abated_kg"] = by_cat["bau_kg"] - by_cat["scenario_kg"]
     by_cat.insert(2, "label", [category_label(int(c)) for c in by_cat["category"]])
+    return by_cat
 
-    base_total = float(base_kg.sum())
+
+def _totals(scenario: Scenario, years: np.ndarray, bau: np.ndarray, remaining: np.ndarray, base_total: float,
+            pathway_rate: float) -> pd.DataFrame:
     totals = pd.DataFrame({"year": years, "bau_t": bau.sum(axis=0) * T_PER_KG,
                            "scenario_t": remaining.sum(axis=0) * T_PER_KG})
     totals["abated_t"] = totals["bau_t"] - totals["scenario_t"]
@@ -506,13 +526,17 @@ def project(scenario: Scenario, base: pd.DataFrame, factors: pd.Series | None = 
     totals["vs_base_pct"] = 100.0 * totals["vs_base_t"] / (base_total * T_PER_KG)
     totals["pathway_t"] = target_pathway(base_total, scenario.base_year, years, pathway_rate) * T_PER_KG
     totals["gap_t"] = totals["scenario_t"] - totals["pathway_t"]
+    return totals
 
+
+def _summary(scenario: Scenario, totals: pd.DataFrame, levers: pd.DataFrame, base_total: float) -> dict[str, Any]:
+    """The headline figures: the target year's totals and the levers' costs and savings added up."""
     last = totals.iloc[-1]
     impl = float(levers["implementation_cost"].sum())
     saving = float(levers["annual_saving"].sum())
     npv_total = float(levers["npv"].sum())
     abated_total = float(levers["abated_t"].sum())
-    summary = {
+    return {
         "name": scenario.name, "base_year": scenario.base_year, "target_year": scenario.target_year,
         "base_t": base_total * T_PER_KG, "bau_target_t": float(last["bau_t"]),
         "scenario_target_t": float(last["scenario_t"]),
@@ -523,7 +547,6 @@ def project(scenario: Scenario, base: pd.DataFrame, factors: pd.Series | None = 
         "npv": npv_total, "abated_t": abated_total,
         "cost_per_t": 0.0 - npv_total / abated_total if abated_total > 0 else math.nan,
     }
-    return ScenarioResult(scenario, by_cat, totals, levers, summary, _fingerprint(scenario, base, ctx, pathway_rate))
 
 
 def _payback(cost: float, saving: float) -> float:
