@@ -102,16 +102,27 @@ def embedded_postgres(data_dir: Path) -> str:
 _EMBEDDED_HANDLES: dict[Path, object] = {}
 
 
-def admin_url(settings: Settings | None = None) -> str:
-    """URL of the platform's admin role: ``SCOPE3_DATABASE_URL`` or the embedded server."""
+def admin_url(settings: Settings | None = None, *, create: bool = False) -> str:
+    """URL of the platform's admin role: ``SCOPE3_DATABASE_URL`` or the embedded server.
+
+    The embedded server of a data directory that has none is created only with ``create`` (``scope3 db
+    upgrade``, ``scope3 demo``): a command run with the wrong ``SCOPE3_DATA_DIR`` is told so, instead of
+    starting a second, empty platform.
+    """
     settings = settings or Settings()
     if settings.database_url:
         return libpq_url(settings.database_url)
+    if not create and not (settings.data_dir / "postgres").is_dir():
+        raise ConfigurationError(
+            f"no platform database in {settings.data_dir} (SCOPE3_DATA_DIR): set SCOPE3_DATA_DIR to the platform's "
+            "data directory (make demo's is .scope3 in the clone) or SCOPE3_DATABASE_URL to its PostgreSQL; "
+            "`scope3 db upgrade` creates a new platform there"
+        )
     return embedded_postgres(settings.data_dir)
 
 
-def admin_engine(settings: Settings | None = None) -> Engine:
-    url = admin_url(settings)
+def admin_engine(settings: Settings | None = None, *, create: bool = False) -> Engine:
+    url = admin_url(settings, create=create)
     try:
         engine = create_engine(url)
         with engine.connect():

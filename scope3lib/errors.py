@@ -22,9 +22,13 @@ class DatabaseUnavailable(Scope3Error):
     """PostgreSQL cannot be reached or started."""
 
 
+class SchemaNotReady(ConfigurationError):
+    """The database is empty or migrated to another version than this one's."""
+
+
 class UnknownTenant(Scope3Error):
-    def __init__(self, slug: str) -> None:
-        super().__init__(f"unknown tenant {slug!r} (see `scope3 tenant list`)")
+    def __init__(self, slug: str, where: str = "") -> None:
+        super().__init__(f"unknown tenant {slug!r}{' ' + where if where else ''} (see `scope3 tenant list`)")
         self.slug = slug
 
 
@@ -38,6 +42,10 @@ class InvalidArgument(Scope3Error):
     """A value given by the user is malformed (slug, role, username, region...)."""
 
     exit_code = 2
+
+
+class FileFormatError(InvalidArgument):
+    """A file a user gave that cannot be read as what it should be (CSV, Excel), with where and why."""
 
 
 class PlanLimitExceeded(Scope3Error):

@@ -14,7 +14,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
+
+from .errors import SchemaNotReady
 
 
 def alembic_config() -> Config:
@@ -37,6 +40,24 @@ def current_revision(engine: Engine) -> str | None:
         if not has:
             return None
         return conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+
+
+def head_revision() -> str:
+    """The revision this version of the platform needs (the migrations' head)."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None  # the package ships its migrations
+    return head
+
+
+def check_current(engine: Engine) -> None:
+    """Refuse, in one line with the fix, a database that is not migrated to this version's schema."""
+    current, head = current_revision(engine), head_revision()
+    where = engine.url.render_as_string()
+    if current is None:
+        raise SchemaNotReady(f"the database at {where} has no platform schema yet: run `scope3 db upgrade`")
+    if current != head:
+        raise SchemaNotReady(f"the database at {where} is at schema {current}, this version needs {head}: run "
+                             "`scope3 db upgrade`")
 
 
 def prefix_for_database(name: str) -> str:

@@ -186,6 +186,10 @@ def create_tenant(
 
 def tenant_credentials(data_dir: Path, slug: str) -> TenantCredentials:
     """The tenant's database URLs, from its secrets file."""
+    validate_slug(slug)
+    if not tenant_dir(data_dir, slug).is_dir():
+        raise UnknownTenant(slug, f"in the data directory {data_dir} (SCOPE3_DATA_DIR); if it was created in another, "
+                                  "set SCOPE3_DATA_DIR to that one")
     path = tenant_dir(data_dir, slug) / "secrets.json"
     try:
         data = json.loads(path.read_text())

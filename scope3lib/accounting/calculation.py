@@ -31,6 +31,7 @@ import pandas as pd
 
 from ..categories import CATEGORIES, DataSource, Method
 from ..errors import InvalidArgument
+from ..sheets import read_sheet
 from . import currency, quality, units
 
 #: The columns of an activity file, in order.
@@ -334,6 +335,9 @@ def _physical_activity(s: _Calculation) -> None:
     quantity = _numbers(s.rows["quantity"], s.n)
     unit = _codes(s.rows["unit"], s.n)
     errors.refuse(physical & ~np.isfinite(quantity), "quantity is required (a number) for this method")
+    errors.refuse(physical & (quantity < 0), lambda w: [
+        f"quantity must not be negative (got {q:g}): a return or credit is not an emission of this period; "
+        "leave it out or net it against the purchase it reverses" for q in quantity[w]])
     errors.refuse(physical & (unit.codes < 0), "unit is required for this method")
     if not physical.any():
         return
@@ -391,6 +395,7 @@ def _spend_activity(s: _Calculation) -> None:
         f"the factor is per {u}, not per unit of money; use method average_data or distance_based"
         for u in f.unit[w]])
     errors.refuse(monetary & ~np.isfinite(s.spend), "spend is required (a number) for this method")
+    errors.refuse(monetary & (s.spend < 0), _negative_spend(s.spend))
     errors.refuse(monetary & (cur.codes < 0), "currency is required for spend (ISO 4217 code, e.g. USD)")
     year_ok = np.isfinite(s.spend_year) & (s.spend_year == np.round(s.spend_year))
     errors.refuse(monetary & ~year_ok, "spend_year is required (the year the money was spent)")
@@ -439,6 +444,11 @@ def _spend_in_factor_money(s: _Calculation, monetary: np.ndarray, year_ok: np.nd
     return converted
 
 
+def _negative_spend(spend: np.ndarray) -> Callable[[np.ndarray], list[str]]:
+    return lambda w: [f"spend must not be negative (got {v:,.2f}): a refund or credit note is not an emission; "
+                      "net it against the purchase it reverses, or leave it out" for v in spend[w]]
+
+
 def _supplier_data(s: _Calculation) -> None:
     """Supplier-specific rows, and the supplier part of hybrid rows.
 
@@ -448,6 +458,10 @@ def _supplier_data(s: _Calculation) -> None:
     errors, mcode, spend = s.errors, s.method, s.spend
     with_supplier = np.isin(mcode, [_SUPPLIER, _HYBRID])
     errors.refuse(with_supplier & ~np.isfinite(spend), "spend is required (a number) for this method")
+    errors.refuse(with_supplier & (spend < 0), _negative_spend(spend))
+    errors.refuse(with_supplier & (s.supplier_kg < 0), lambda w: [
+        f"supplier_kg_co2e must not be negative (got {v:g}): a supplier's reported emissions are never below zero"
+        for v in s.supplier_kg[w]])
     errors.refuse(with_supplier & ~np.isfinite(s.supplier_kg),
                   "supplier_kg_co2e is required: the supplier's reported emissions in kg CO2e "
                   "(scope 1 and 2 for hybrid)")
@@ -516,20 +530,11 @@ def _output(s: _Calculation, dq: np.ndarray) -> pd.DataFrame:
 
 def read_activity_file(path: str) -> pd.DataFrame:
     """An activity file (CSV, or ``.xlsx``/``.xlsm`` first sheet) as text columns, empty cells as ''."""
-    from pathlib import Path
-
-    p = Path(path)
-    if not p.is_file():
-        raise InvalidArgument(f"{p}: no such file")
-    if p.suffix.lower() in (".xlsx", ".xlsm"):
-        df = pd.read_excel(p, dtype=str, keep_default_na=False)
-    else:
-        df = pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    df.columns = [str(c).strip().lower() for c in df.columns]
+    df = read_sheet(path, "activity file")
     missing = [c for c in INPUT_COLUMNS if c not in df.columns]
     if missing:
         raise InvalidArgument(
-            f"{p}, line 1 (header): missing column(s) {', '.join(missing)}; an activity file has "
+            f"{path}, line 1 (header): missing column(s) {', '.join(missing)}; an activity file has "
             f"{', '.join(INPUT_COLUMNS)} (unused ones empty)"
         )
     return df

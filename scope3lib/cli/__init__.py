@@ -53,9 +53,19 @@ def main(ctx: click.Context, verbose: bool) -> None:
     ctx.obj = Settings()
 
 
-def admin_engine(ctx: click.Context) -> sa.Engine:
+def admin_engine(ctx: click.Context, *, migrate: bool = False) -> sa.Engine:
+    """The admin engine of the platform database, refused in one line when it is not this version's schema.
+
+    ``migrate``: the command creates or migrates the schema itself (`db upgrade`, `demo`), so an empty
+    database (and a new embedded server) is fine.
+    """
+    from .. import schema
+
     settings: Settings = ctx.find_object(Settings)  # type: ignore[assignment]
-    return db.admin_engine(settings)
+    engine = db.admin_engine(settings, create=migrate)
+    if not migrate:
+        schema.check_current(engine)
+    return engine
 
 
 

@@ -38,7 +38,7 @@ def demo(ctx: click.Context, duration: float | None, rate: float, hubs: bool) ->
     """Run the whole platform on embedded defaults with two demo tenants and live meters."""
     settings: Settings = ctx.obj
     click.echo("starting PostgreSQL" + ("" if settings.database_url else " (embedded, pgserver)") + " ...")
-    engine = _engine(ctx)
+    engine = _engine(ctx, migrate=True)
     schema.upgrade(engine)
     _provision_demo_tenants(engine, settings)
     run = _DemoRun(settings, engine, rate, hubs)
@@ -110,6 +110,9 @@ class _DemoRun:
                 hub = hub_settings.load(settings.data_dir, p.slug).hub
                 click.echo(f"                 hub: http://{hub.bind_ip}:{hub.port}/  (analyst: JupyterLab; "
                            f"executive: the dashboard)")
+        click.echo("\nIn another shell, `scope3` commands reach this platform with:")
+        click.echo(f"  export SCOPE3_DATA_DIR={settings.data_dir.resolve()}"
+                   + ("" if not settings.database_url else " SCOPE3_DATABASE_URL=<as above>"))
         click.echo("Ctrl-C stops everything.\n")
 
     def tick(self) -> None:

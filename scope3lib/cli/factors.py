@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
+from ..config import Settings
 from ..factors import lookup, sources, store
 from . import admin_engine as _engine
 from . import main
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class _SourceChoice(click.Choice):
@@ -79,6 +84,17 @@ def factors_list(ctx: click.Context, source: str, version: str | None, fmt: str)
         click.echo(df.to_string(index=False, max_colwidth=70))
 
 
+def _factor_table(ctx: click.Context) -> pd.DataFrame:
+    """The platform's factors; without a platform database, the built-in set (the lookup's rule)."""
+    settings: Settings = ctx.obj
+    if not settings.database_url and not (settings.data_dir / "postgres").is_dir():
+        click.echo(f"no platform database in {settings.data_dir}: calculating with the built-in factor set", err=True)
+        return lookup.factor_table(None)
+    engine = _engine(ctx)
+    store.ensure_builtin(engine)
+    return lookup.factor_table(engine)
+
+
 @main.command("calc")
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
@@ -91,13 +107,12 @@ def calc(ctx: click.Context, input_path: str, out_path: str) -> None:
     """
     from ..accounting.calculation import calculate, read_activity_file
 
-    engine = _engine(ctx)
-    store.ensure_builtin(engine)
     rows = read_activity_file(input_path)
-    out = calculate(rows, lookup.factor_table(engine))
+    out = calculate(rows, _factor_table(ctx))
     out.to_csv(out_path, index=False)
     refused = int((out["error"] != "").sum())
-    click.echo(f"{len(out) - refused} rows calculated, {refused} refused, "
+    done = len(out) - refused
+    click.echo(f"{done:,} row{'' if done == 1 else 's'} calculated, {refused:,} refused, "
                f"{out['kg_co2e'].sum():,.1f} kg CO2e; written to {out_path}")
     if refused:
         for line, reason in zip(out.index[out["error"] != ""], out.loc[out["error"] != "", "error"], strict=True):

@@ -27,7 +27,7 @@ def db_group() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Migrate the database to the latest schema (safe to re-run)."""
-    engine = _engine(ctx)
+    engine = _engine(ctx, migrate=True)
     schema.upgrade(engine)
     click.echo(f"database at revision {schema.current_revision(engine)}")
 

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import DuplicateDevice, InvalidArgument, UnknownDevice, UnknownSupplier
+from ..factors import lookup
 from ..models import Device, Supplier
 from ..tenancy import check_limit, tenant_id
 from .contract import readings_topic
@@ -64,6 +65,7 @@ def add_device(
     password = secrets.token_urlsafe(18)
     with engine.begin() as conn:
         tid = tenant_id(conn, slug)
+        _check_region(conn, region)
         supplier_id = None if supplier is None else _supplier_id(conn, tid, slug, supplier)
         _refuse_existing_device(conn, tid, slug, device_key)
         check_limit(conn, slug, "devices", "SELECT count(*) FROM devices WHERE tenant_id = :t")
@@ -102,6 +104,17 @@ def _check_device_fields(device_key: str, region: str, category: int, expected_i
         raise InvalidArgument(f"category must be a GHG Protocol Scope 3 category 1-15, got {category}")
     if expected_interval_s <= 0:
         raise InvalidArgument("expected interval must be a positive number of seconds")
+
+
+def _check_region(conn: Connection, region: str) -> None:
+    """A meter's region must be one some stored grid dataset covers, or its readings could never be priced."""
+    known = lookup.grid_regions(conn)
+    if region.upper() not in known:
+        raise InvalidArgument(
+            f"unknown grid region {region!r}: no stored grid factor covers it, so its readings could not become "
+            f"emissions; use one of {', '.join(known)} (eGRID subregions, or ISO country codes), or import a "
+            "grid dataset that covers it (`scope3 factors import`)"
+        )
 
 
 def _supplier_id(conn: Connection, tid: int, slug: str, supplier: str) -> int:
