@@ -9,14 +9,12 @@ from pathlib import Path
 
 import click
 
-from .. import db
+from .. import db, paths
 from ..config import Settings
 from ..hub import settings as hub_settings
-from ..hub.spawner import ensure_system_user, ensure_traversable, system_username
+from ..hub.spawner import ensure_system_user, system_username
 from ..reporting import runs as reports
 from . import main
-
-HUB_CONFIG_FILE = Path(__file__).resolve().parents[2] / "hub_config" / "jupyterhub_config.py"
 
 
 @main.group("hub")
@@ -33,41 +31,32 @@ def load_settings(settings: Settings, slug: str) -> hub_settings.HubSettings:
     return hub_settings.load(settings.data_dir, slug)
 
 
-def prepare(settings: Settings, slug: str) -> hub_settings.HubSettings:
-    """Validate the tenant's hub settings and get the machine ready to run its hub."""
+def prepare(settings: Settings, slug: str, *, grant_access: bool = False) -> hub_settings.HubSettings:
+    """Validate the tenant's hub settings and check the machine before anyone's code runs on it.
+
+    With the local spawner (servers as the tenant's system users) it refuses, with what to do, an
+    installation those users cannot reach and a database that lets them in without a password, and closes
+    the tenant's files to every other tenant's users (:mod:`scope3lib.hub.machine`).
+    """
     from ..hub import config as hub_config  # jupyter_server: seconds to import, so only when needed
+    from ..hub import machine
     from ..ml.registry import registry_dir
 
     s = load_settings(settings, slug)
+    machine.proxy_command()  # refuses in one line, before anything else, when the proxy is missing
     s.state_dir.mkdir(parents=True, exist_ok=True)
-    if hub_config.spawner_mode(s) == "local":
-        # Servers and services run as tenant system users: they must reach this installation.
-        # (sys.base_prefix: a virtual environment's interpreter and standard library live there.)
-        for path in {Path(sys.prefix), Path(sys.base_prefix), hub_config.REPO}:
-            ensure_traversable(path)
-        for service in ("dashboard", "reports"):
-            ensure_system_user(system_username(slug, service))
-        # The scheduler service writes the tenant's report outputs as its own system user.
-        reports_user = ensure_system_user(system_username(slug, "reports"))
-        out = reports.DEFAULT_OUTPUT / slug
-        out.mkdir(parents=True, exist_ok=True)
-        os.chown(out, reports_user.pw_uid, reports_user.pw_gid)
-        # ...and trains and reads the tenant's models (the nightly estimates report): the models are
-        # its own (0700); the directories above it may be passed through but not listed, and the
-        # hub's state (its database) is the hub's alone.
-        models = registry_dir(settings.data_dir, slug)
-        models.mkdir(parents=True, exist_ok=True)
-        ensure_traversable(models.parent)
-        models.parent.chmod(0o711)
-        s.state_dir.chmod(0o700)
-        for path in (models, *models.iterdir()):
-            os.chown(path, reports_user.pw_uid, reports_user.pw_gid)
-        models.chmod(0o700)
+    if hub_config.spawner_mode(s) != "local":
+        return s
+    services = {name: ensure_system_user(system_username(slug, name)) for name in ("dashboard", "reports")}
+    machine.check_installation_reachable(services["dashboard"], grant=grant_access)
+    machine.check_database_requires_passwords(s, db.admin_url(settings), services["dashboard"])
+    machine.close_tenant_files(s, services["reports"], settings.data_dir, registry_dir(settings.data_dir, slug),
+                               reports.output_dir(settings.data_dir, slug))
     return s
 
 
 def hub_command(slug: str) -> list[str]:
-    return [str(Path(sys.prefix) / "bin" / "jupyterhub"), "-f", str(HUB_CONFIG_FILE)]
+    return [str(Path(sys.prefix) / "bin" / "jupyterhub"), "-f", str(paths.hub_config_file())]
 
 
 def hub_env(settings: Settings, slug: str) -> dict[str, str]:
@@ -82,13 +71,16 @@ def hub_env(settings: Settings, slug: str) -> dict[str, str]:
 
 @hub_group.command("start")
 @click.argument("slug")
+@click.option("--grant-access", is_flag=True,
+              help="Add execute permission for others on the directories above this installation that the tenant's "
+                   "system users cannot pass (they are named first); without it the hub refuses to start.")
 @click.pass_context
-def hub_start(ctx: click.Context, slug: str) -> None:
+def hub_start(ctx: click.Context, slug: str, grant_access: bool) -> None:
     """Run tenant SLUG's hub in the foreground (Ctrl-C stops it and its servers)."""
     from ..hub import config as hub_config
 
     settings: Settings = ctx.obj
-    s = prepare(settings, slug)
+    s = prepare(settings, slug, grant_access=grant_access)
     click.echo(f"tenant {slug}: hub on http://{s.hub.bind_ip}:{s.hub.port}{s.hub.base_url} "
                f"(spawner: {hub_config.spawner_mode(s)})", err=True)
     env = hub_env(settings, slug)

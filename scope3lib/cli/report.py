@@ -32,21 +32,23 @@ def _tenant_url(settings: Settings, slug: str) -> str:
 @click.option("--tenant", "slug", required=True, help="Tenant to run the report for.")
 @click.option("-p", "--parameter", "params", type=(str, str), multiple=True, metavar="KEY VALUE",
               help="Override a notebook parameter (checked against its parameters cell).")
-@click.option("--schedules", type=click.Path(dir_okay=False), default=str(reports.DEFAULT_SCHEDULES),
-              show_default=True, help="The schedules file declaring the report.")
-@click.option("--output", type=click.Path(file_okay=False), default=str(reports.DEFAULT_OUTPUT), show_default=True,
-              help="Root directory of the outputs (<root>/<tenant>/<report>/).")
+@click.option("--schedules", type=click.Path(dir_okay=False), default=None,
+              help="The schedules file declaring the report (default: the platform's reports/schedules.yaml).")
+@click.option("--output", type=click.Path(file_okay=False), default=None,
+              help="Root directory of the outputs (<root>/<tenant>/<report>/; default: the tenant's own "
+                   "DATA_DIR/tenants/<tenant>/reports/<report>/).")
 @click.pass_context
-def report_run(ctx: click.Context, name: str, slug: str, params: tuple[tuple[str, str], ...], schedules: str,
-               output: str) -> None:
+def report_run(ctx: click.Context, name: str, slug: str, params: tuple[tuple[str, str], ...], schedules: str | None,
+               output: str | None) -> None:
     """Run report NAME for a tenant now; exit 1 if it fails."""
     from pathlib import Path
 
-    spec = reports.get_spec(name, Path(schedules))
+    spec = reports.get_spec(name, Path(schedules) if schedules else None)
     url = _tenant_url(ctx.obj, slug)
     given: dict[str, Any] = dict(params)
     reports.validate_parameters(spec.notebook_path(), {**spec.parameters, **given})
-    result = reports.run_report(db.connect(url), url, slug, name, spec, given, output_root=Path(output))
+    result = reports.run_report(db.connect(url), url, slug, name, spec, given,
+                                output_root=Path(output) if output else None, data_dir=ctx.obj.data_dir)
     if result.status == "succeeded":
         where = result.output_html or result.output_ipynb
         click.echo(f"report {name} for {slug}: succeeded in {result.seconds:.1f}s -> {where}")

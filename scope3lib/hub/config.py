@@ -9,7 +9,6 @@ state, proxy, authentication, default page, spawner, services). Tests call them 
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,8 @@ from jupyterhub.utils import url_path_join
 from tornado.web import HTTPError
 from traitlets.config import Config
 
+from .. import paths
+from . import machine
 from .auth import DASHBOARD_SERVICE, SERVER_ROLES
 from .dashboard import voila_command
 from .settings import HubSettings
@@ -33,23 +34,9 @@ from .spawner import (
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
-NOTEBOOKS = REPO / "notebooks"
 REPORTS_SERVICE = "reports"
 # The hub's own environment (admin database URL, secrets) never reaches a server: only these do.
 ENV_KEEP = ["PATH", "LANG", "LC_ALL", "TZ"]
-
-
-def proxy_command() -> str:
-    """JupyterHub's configurable-http-proxy: the Node.js original when installed, else the Python port.
-
-    ``make install`` puts the Node.js one in the virtual environment (``npm install --prefix .venv``).
-    The Python port (0.4) stalls on some keep-alive responses streamed by Voila, so it is the fallback.
-    """
-    node = Path(sys.prefix) / "node_modules" / ".bin" / "configurable-http-proxy"
-    if node.exists() and shutil.which("node"):
-        return str(node)
-    return str(Path(sys.prefix) / "bin" / "configurable-http-proxy")
 
 
 def _socket_only_for_owner(database_url: str) -> bool:
@@ -121,7 +108,7 @@ def update_proxy(c: Config, settings: HubSettings) -> None:
     c.ConfigurableHTTPProxy.auth_token = settings.secrets.proxy_auth_token
     c.ConfigurableHTTPProxy.pid_file = str(settings.state_dir / "proxy.pid")
     # A dashboard render waits for a kernel to run the notebook: allow it more than the default 20 s.
-    c.ConfigurableHTTPProxy.command = [proxy_command(), "--timeout=120000", "--proxy-timeout=120000"]
+    c.ConfigurableHTTPProxy.command = [machine.proxy_command(), "--timeout=120000", "--proxy-timeout=120000"]
 
 
 def update_auth(c: Config, settings: HubSettings, admin_database_url: str) -> None:
@@ -175,7 +162,7 @@ def update_spawner(c: Config, settings: HubSettings, mode: str) -> None:
         c.SimpleLocalProcessSpawner.home_dir_template = str(settings.tenant_dir / "home" / "{username}")
         if is_root():  # jupyter-server refuses to run as root without it (docs/design.md, measured facts)
             c.Spawner.args = ["--allow-root"]
-    c.Spawner.pre_spawn_hook = _pre_spawn_hook(settings, mode, sorted((NOTEBOOKS / "analyst").glob("*.ipynb")))
+    c.Spawner.pre_spawn_hook = _pre_spawn_hook(settings, mode, sorted((paths.notebooks() / "analyst").glob("*.ipynb")))
 
 
 def _pre_spawn_hook(settings: HubSettings, mode: str, analyst_notebooks: list[Path]) -> Callable[[Any], None]:
@@ -206,11 +193,14 @@ def update_services(c: Config, settings: HubSettings, mode: str) -> None:
             "name": DASHBOARD_SERVICE,
             "display": True,
             "url": f"http://127.0.0.1:{hub.dashboard_port}",
-            "command": voila_command(NOTEBOOKS / "dashboards" / "executive.ipynb", hub.dashboard_port,
-                                     hub.dashboard_pool_size, hub.dashboard_cell_timeout_s),
+            "command": voila_command(
+                paths.notebooks() / "dashboards" / "executive.ipynb", hub.dashboard_port, hub.dashboard_pool_size,
+                hub.dashboard_cell_timeout_s, cull_idle_s=hub.dashboard_cull_idle_s,
+                cull_interval_s=hub.dashboard_cull_interval_s, max_pages=hub.dashboard_max_pages,
+                max_pages_per_viewer=hub.dashboard_max_pages_per_viewer),
             "environment": {"SCOPE3_TENANT_DATABASE_URL": settings.database_url_readonly, "SCOPE3_TENANT": slug},
             "oauth_no_confirm": True,
-            "cwd": str(NOTEBOOKS / "dashboards"),
+            "cwd": str(paths.notebooks() / "dashboards"),
         }
     ]
     if hub.scheduler:

@@ -24,6 +24,7 @@ from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebso
 from jupyterhub.singleuser.extension import JupyterHubIdentityProvider
 from jupyterhub.utils import url_path_join
 from tornado import web
+from traitlets import Integer
 from voila.app import Voila
 from voila.request_info_handler import RequestInfoSocketHandler
 from voila.tornado.handler import TornadoVoilaHandler
@@ -123,6 +124,11 @@ class PooledVoilaHandler(TornadoVoilaHandler):
     @web.authenticated
     async def get(self, path: str | None = None) -> None:
         manager = self.kernel_manager
+        app: DashboardVoila = self.settings["voila"]
+        busy = app.page_limits.refusal(manager, self.current_user.username)
+        if busy is not None:
+            self._busy(*busy)
+            return
         if self.voila_configuration.preheat_kernel and hasattr(manager, "_pools"):
             deadline = time.monotonic() + POOL_WAIT_S
             while time.monotonic() < deadline:
@@ -134,7 +140,65 @@ class PooledVoilaHandler(TornadoVoilaHandler):
                     await _replace_failed(manager, pool, self.notebook_path, self.log)
                 await asyncio.sleep(0.05)
         # No await between the check above and Voila taking the kernel: the pop cannot race.
+        before = set(manager.list_kernel_ids())
+        taken = _pool_kernel_id(manager, self.notebook_path)
         await super().get(path)
+        app.page_limits.taken(self.current_user.username, taken, set(manager.list_kernel_ids()) - before)
+
+    def _busy(self, status: int, message: str) -> None:
+        """A short page in the viewer's words instead of a kernel (and a Retry-After for scripts)."""
+        self.set_status(status)
+        self.set_header("Retry-After", "60")
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(f"<!doctype html><title>Dashboard busy</title><body style='font-family:sans-serif;margin:3em'>"
+                    f"<h2>The dashboard is busy</h2><p>{message}</p></body>")
+
+
+def _pool_kernel_id(manager: Any, notebook: str) -> str | None:
+    """The kernel the next page takes from the pool (None when it will start one of its own)."""
+    pool = getattr(manager, "_pools", {}).get(notebook, [])
+    if _pool_head(pool) != "ready":
+        return None
+    kernel_id = pool[0].result().get("kernel_id")
+    return None if kernel_id is None else str(kernel_id)
+
+
+def _pool_kernel_ids(manager: Any) -> set[str]:
+    ids = set()
+    for pool in getattr(manager, "_pools", {}).values():
+        for item in pool:
+            if item.done() and not item.cancelled() and item.exception() is None and item.result().get("kernel_id"):
+                ids.add(str(item.result()["kernel_id"]))
+    return ids
+
+
+class PageLimits:
+    """How many page kernels (besides the preheated ones) the dashboard holds, in all and per viewer.
+
+    Kernels are counted from the kernel manager each time, so a page whose kernel was culled or shut down
+    no longer counts; who opened which page is remembered from the kernel each page took.
+    """
+
+    def __init__(self, max_pages: int, per_viewer: int) -> None:
+        self.max_pages, self.per_viewer = max_pages, per_viewer
+        self.owners: dict[str, str] = {}
+
+    def refusal(self, manager: Any, viewer: str) -> tuple[int, str] | None:
+        pages = set(manager.list_kernel_ids()) - _pool_kernel_ids(manager)
+        self.owners = {k: v for k, v in self.owners.items() if k in pages}
+        if len(pages) >= self.max_pages:
+            return 503, (f"{len(pages)} dashboard pages are open, the most this hub serves at once. Close dashboard "
+                         "tabs you no longer need, or try again in a minute (pages left idle are closed after a "
+                         "few minutes).")
+        mine = sum(1 for owner in self.owners.values() if owner == viewer)
+        if mine >= self.per_viewer:
+            return 429, (f"You have {mine} dashboard pages open, the most one person may. Close one of them (or "
+                         "wait a few minutes for pages you left to be closed), then reload this page.")
+        return None
+
+    def taken(self, viewer: str, pooled: str | None, started: set[str]) -> None:
+        for kernel_id in ({pooled} if pooled else set()) | started:
+            self.owners[kernel_id] = viewer
 
 
 def _pool_head(pool: list[Any]) -> str:
@@ -182,11 +246,15 @@ def cell_timeout(cell: Any, limit: int = CELL_TIMEOUT_S) -> int | None:
 
 
 class DashboardVoila(Voila):
-    """Standalone Voila that answers 403 on server APIs before its catch-all notebook handler, and
-    does not time out a preheated kernel's wait for its viewer."""
+    """Standalone Voila that answers 403 on server APIs before its catch-all notebook handler, does not time
+    out a preheated kernel's wait for its viewer, and bounds the page kernels it holds."""
+
+    max_pages = Integer(8, help="Most page kernels (besides preheated ones) held at once.").tag(config=True)
+    max_pages_per_viewer = Integer(3, help="Most page kernels one viewer may hold at once.").tag(config=True)
 
     def initialize(self, argv: Any = None) -> None:
         super().initialize(argv)
+        self.page_limits = PageLimits(self.max_pages, self.max_pages_per_viewer)
         # Every VoilaExecutor is made with this application's config; a callable cannot come from the
         # command line.
         limit = int(self.config.VoilaExecutor.get("timeout", CELL_TIMEOUT_S))
@@ -203,7 +271,9 @@ def main() -> None:
     DashboardVoila.launch_instance()
 
 
-def voila_command(notebook: Path, port: int, pool_size: int, cell_timeout_s: int = CELL_TIMEOUT_S) -> list[str]:
+def voila_command(notebook: Path, port: int, pool_size: int, cell_timeout_s: int = CELL_TIMEOUT_S, *,
+                  cull_idle_s: int = 300, cull_interval_s: int = 30, max_pages: int = 8,
+                  max_pages_per_viewer: int = 3) -> list[str]:
     """Standalone Voila for the hub-managed ``dashboard`` service (preheated kernels need standalone Voila)."""
     prefix = "/services/dashboard/"
     return [
@@ -223,6 +293,14 @@ def voila_command(notebook: Path, port: int, pool_size: int, cell_timeout_s: int
         f"--VoilaExecutor.timeout={cell_timeout_s}",  # see cell_timeout
         # Without it one page in ten waited out that timeout (scope3lib.hub.kernel_client says why).
         "--KernelManager.client_factory=scope3lib.hub.kernel_client.SlicedPollKernelClient",
+        # A page's kernel lives until its websocket closes: one fetched without it, or a browser closed hard,
+        # would keep ~300 MB for ever. Kernels with no browser connected are shut down once idle this long
+        # (Voila never culls its preheated ones); an open page keeps its kernel.
+        f"--MappingKernelManager.cull_idle_timeout={cull_idle_s}",
+        f"--MappingKernelManager.cull_interval={cull_interval_s}",
+        "--MappingKernelManager.cull_connected=False",
+        f"--DashboardVoila.max_pages={max_pages}",
+        f"--DashboardVoila.max_pages_per_viewer={max_pages_per_viewer}",
     ]
 
 

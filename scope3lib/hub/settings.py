@@ -63,7 +63,24 @@ class HubFile(BaseModel):
         90, ge=5, le=3600,
         description=("A dashboard cell still running after this many seconds ends the page with an error (the "
                      "cell of a preheated kernel waiting for its viewer is exempt)."))
+    dashboard_cull_idle_s: int = Field(
+        300, ge=10, le=86_400,
+        description=("A dashboard page's kernel with no browser connected (a page closed hard, a dropped connection, "
+                     "a plain GET) is shut down after this many idle seconds; a page left open keeps its kernel."))
+    dashboard_cull_interval_s: int = Field(
+        30, ge=1, le=3600, description="How often idle dashboard kernels are looked for, in seconds.")
+    dashboard_max_pages: int = Field(
+        8, ge=1, le=200,
+        description=("Most dashboard pages (each with a kernel of its own) open at once on this hub, besides the "
+                     "preheated ones; beyond it a viewer gets a page saying the dashboard is busy."))
+    dashboard_max_pages_per_viewer: int = Field(
+        3, ge=1, le=50, description="Most dashboard pages one viewer may have open at once.")
     scheduler: bool = Field(True, description="Run the scheduled-reports service with this hub.")
+    allow_passwordless_database: bool = Field(
+        False,
+        description=("DEVELOPMENT ONLY. Start servers as local system users even though PostgreSQL lets local users "
+                     "log in without a password ('trust' in pg_hba.conf), which lets any analyst bypass row-level "
+                     "security. Logged as a warning at every start."))
 
 
 class HubSecrets(BaseModel):

@@ -13,7 +13,6 @@ import os
 import pwd
 import re
 import shutil
-import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -41,7 +40,17 @@ def is_root() -> bool:
 
 
 def ensure_system_user(name: str, home: Path | None = None) -> pwd.struct_passwd:
-    """Create the system user ``name`` (no login shell, own group, a home directory) if missing."""
+    """Create the system user ``name`` (no login shell, own group, a home directory of its own, mode 0700) if
+    missing; an existing user's home is closed again too."""
+    entry = _system_user(name, home)
+    home_dir = Path(entry.pw_dir)
+    home_dir.mkdir(parents=True, exist_ok=True)
+    os.chown(home_dir, entry.pw_uid, entry.pw_gid)
+    home_dir.chmod(0o700)  # useradd --create-home makes it 0755 under umask 022: readable by other tenants
+    return entry
+
+
+def _system_user(name: str, home: Path | None) -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(name)
     except KeyError:
@@ -58,23 +67,11 @@ def ensure_system_user(name: str, home: Path | None = None) -> pwd.struct_passwd
     return pwd.getpwnam(name)
 
 
-def ensure_traversable(path: Path) -> None:
-    """Let other users reach ``path``: add o+x to each directory above it (as pgserver does for its binaries).
-
-    Servers running as tenant system users must be able to execute this installation's Python.
-    """
-    for parent in [*reversed(path.resolve().parents), path.resolve()]:
-        try:
-            mode = parent.stat().st_mode
-        except FileNotFoundError:
-            continue
-        if stat.S_ISDIR(mode) and not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH)
-
-
 def prepare_home(home: Path, uid: int, gid: int, notebooks: list[Path]) -> None:
-    """Give a new analyst the getting-started notebooks (never overwriting their own copies)."""
+    """Give a new analyst the getting-started notebooks (never overwriting their own copies); the home is
+    theirs alone (0700)."""
     home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o700)
     for nb in notebooks:
         target = home / nb.name
         if not target.exists():

@@ -29,13 +29,11 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.engine import Engine
 
+from .. import paths
 from ..errors import ConfigurationError, Scope3Error
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_SCHEDULES = REPO / "reports" / "schedules.yaml"
-DEFAULT_OUTPUT = REPO / "reports" / "output"
 
 
 class ReportError(Scope3Error):
@@ -70,7 +68,7 @@ class ReportSpec(BaseModel):
 
     def notebook_path(self) -> Path:
         path = Path(self.notebook)
-        return path if path.is_absolute() else REPO / path
+        return path if path.is_absolute() else paths.share_dir() / path
 
 
 class Schedules(BaseModel):
@@ -79,7 +77,9 @@ class Schedules(BaseModel):
     reports: dict[str, ReportSpec]
 
 
-def load_schedules(path: Path = DEFAULT_SCHEDULES) -> dict[str, ReportSpec]:
+def load_schedules(path: Path | None = None) -> dict[str, ReportSpec]:
+    """The reports declared in ``path`` (default: the platform's ``reports/schedules.yaml``)."""
+    path = path or paths.schedules_file()
     try:
         raw = yaml.safe_load(path.read_text())
         return Schedules.model_validate(raw).reports
@@ -92,7 +92,8 @@ def load_schedules(path: Path = DEFAULT_SCHEDULES) -> dict[str, ReportSpec]:
         raise ConfigurationError(f"{path}: {problems}") from None
 
 
-def get_spec(name: str, path: Path = DEFAULT_SCHEDULES) -> ReportSpec:
+def get_spec(name: str, path: Path | None = None) -> ReportSpec:
+    path = path or paths.schedules_file()
     specs = load_schedules(path)
     if name not in specs:
         raise ReportError(f"unknown report {name!r}: {path} declares {', '.join(sorted(specs)) or 'none'}")
@@ -263,7 +264,7 @@ class _Run:
 
 
 def run_report(engine: Engine, database_url: str, tenant: str, name: str, spec: ReportSpec,
-               parameters: dict[str, Any] | None = None, *, output_root: Path = DEFAULT_OUTPUT,
+               parameters: dict[str, Any] | None = None, *, output_root: Path | None = None,
                trigger: str = "manual", scheduled_for: dt.datetime | None = None,
                data_dir: Path | None = None) -> RunResult:
     """Run report ``name`` for ``tenant`` now, with retries; every attempt is recorded.
@@ -271,15 +272,17 @@ def run_report(engine: Engine, database_url: str, tenant: str, name: str, spec: 
     ``engine`` and ``database_url`` are the tenant's read-write role: the notebook runs with it and
     the run is recorded with it (row-level security keeps both inside the tenant). ``data_dir`` is the
     platform's data directory the kernel gets as ``SCOPE3_DATA_DIR`` (default: this process's setting).
+    Outputs go to ``<output_root>/<tenant>/<name>/``, by default the tenant's own
+    ``DATA_DIR/tenants/<tenant>/reports/<name>/`` (closed to other tenants' system users).
     """
     from ..config import Settings
 
     notebook = spec.notebook_path()
     params = validate_parameters(notebook, {**spec.parameters, **(parameters or {})})
+    data_dir = Settings().data_dir if data_dir is None else data_dir
+    out_dir = output_dir(data_dir, tenant) / name if output_root is None else output_root / tenant / name
     run = _Run(engine=engine, database_url=database_url, tenant=tenant, name=name, spec=spec, notebook=notebook,
-               params=params, out_dir=output_root / tenant / name,
-               data_dir=Settings().data_dir if data_dir is None else data_dir,
-               trigger=trigger, scheduled_for=scheduled_for)
+               params=params, out_dir=out_dir, data_dir=data_dir, trigger=trigger, scheduled_for=scheduled_for)
     run.out_dir.mkdir(parents=True, exist_ok=True)
     results: list[RunResult] = []
     for attempt in range(1, spec.retries + 2):
@@ -337,6 +340,11 @@ def _execute(run: _Run, ipynb: Path, html: Path) -> tuple[Path | None, Path | No
     return (ipynb if ipynb.exists() else None), (html if html.exists() else None)
 
 
+def output_dir(data_dir: Path, tenant: str) -> Path:
+    """Where a tenant's report outputs go by default: its own folder of the data directory."""
+    return data_dir / "tenants" / tenant / "reports"
+
+
 def history(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
     """The tenant's latest runs (tenant engine: row-level security limits them to the tenant)."""
     with engine.connect() as conn:
@@ -353,8 +361,8 @@ def history(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
 class Scheduler:
     """Runs a tenant's due reports. ``tick(now)`` runs what fell due since the last tick."""
 
-    def __init__(self, engine: Engine, database_url: str, tenant: str, *, schedules: Path = DEFAULT_SCHEDULES,
-                 output_root: Path = DEFAULT_OUTPUT, start: dt.datetime | None = None) -> None:
+    def __init__(self, engine: Engine, database_url: str, tenant: str, *, schedules: Path | None = None,
+                 output_root: Path | None = None, start: dt.datetime | None = None) -> None:
         self.engine, self.database_url, self.tenant = engine, database_url, tenant
         self.schedules, self.output_root = schedules, output_root
         self.last = start or dt.datetime.now(dt.UTC)
