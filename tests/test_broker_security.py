@@ -24,7 +24,7 @@ from ingest_service import IngestService
 from scope3lib.meters import devices
 from scope3lib.meters.broker import MosquittoFiles, free_port, port_open
 from scope3lib.tenancy import TenantCredentials
-from tests.conftest import SCOPE3, SecureMosquitto, _mosquitto_bin, scope3_env
+from tests.helpers import SCOPE3, SecureMosquitto, mosquitto_bin, scope3_env
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 
@@ -252,7 +252,7 @@ def test_broker_config_command_writes_a_working_production_config(database_url: 
     plain = out_dir / "plain.conf"
     plain.write_text("\n".join(line for line in conf.splitlines()
                                if not line.startswith(("listener 8883", "tls_version"))) + "\nuser root\n")
-    proc = subprocess.Popen([_mosquitto_bin(), "-c", str(plain)], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([mosquitto_bin(), "-c", str(plain)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 10

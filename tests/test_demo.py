@@ -18,7 +18,7 @@ from ingest_service import IngestService
 from scope3lib import demo, tenancy
 from scope3lib.meters.broker import MqttParams
 from scope3lib.meters.simulator import load_shape
-from tests.conftest import SCOPE3, scope3_env
+from tests.helpers import SCOPE3, scope3_env
 
 PROFILE = demo.DEMO_TENANTS[0]
 

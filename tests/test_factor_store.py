@@ -17,8 +17,7 @@ from scope3lib import db
 from scope3lib.errors import FactorFileError
 from scope3lib.factors import store
 from scope3lib.tenancy import TenantCredentials
-
-from .conftest import SCOPE3, scope3_env
+from tests.helpers import SCOPE3, scope3_env
 
 FACTORS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "factors"
 EPA_FILE = FACTORS_DIR / "SupplyChainGHGEmissionFactors_v1.3.0_NAICS_CO2e_USD2022.csv"

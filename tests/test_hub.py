@@ -26,7 +26,7 @@ from scope3lib.hub import config as hub_config
 from scope3lib.hub import settings as hub_settings
 from scope3lib.hub.spawner import system_username
 from scope3lib.meters.broker import free_port
-from tests.conftest import SCOPE3, scope3_env
+from tests.helpers import SCOPE3, scope3_env
 from tests.hub_client import HubClient, Kernel, kernel_id_in_page, wait_until
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]

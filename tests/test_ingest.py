@@ -22,7 +22,7 @@ from ingest_service import IngestService
 from scope3lib.meters import devices
 from scope3lib.meters.broker import MqttParams
 from scope3lib.tenancy import TenantCredentials
-from tests.conftest import SCOPE3, scope3_env
+from tests.helpers import SCOPE3, scope3_env
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 

@@ -32,7 +32,7 @@ from scope3lib import db, schema, tenancy
 from scope3lib.meters import devices
 from scope3lib.meters.broker import MqttParams
 from scope3lib.tenancy import TenantCredentials
-from tests.conftest import REPO, SecureMosquitto
+from tests.helpers import REPO, SecureMosquitto
 
 pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.slow]
 

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from ingest_service import IngestService
 from scope3lib.meters import devices
 from scope3lib.tenancy import TenantCredentials
-from tests.conftest import SecureMosquitto
+from tests.helpers import SecureMosquitto
 
 pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.slow]
 

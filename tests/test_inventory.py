@@ -21,8 +21,7 @@ from scope3lib.errors import ActivityImportError, PeriodError
 from scope3lib.factors import builtin_factors, store
 from scope3lib.factors.importers import FactorDataset
 from scope3lib.tenancy import TenantCredentials
-
-from .conftest import SCOPE3, scope3_env
+from tests.helpers import SCOPE3, scope3_env
 
 pytestmark = pytest.mark.db
 

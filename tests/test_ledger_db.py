@@ -32,7 +32,7 @@ from scope3lib.errors import LedgerError, LedgerInconsistent, UnknownTenant
 from scope3lib.ledger import log as ledger_log
 from scope3lib.ledger.log import Kind
 from scope3lib.tenancy import TenantCredentials
-from tests.conftest import SCOPE3, scope3_env
+from tests.helpers import SCOPE3, scope3_env
 
 pytestmark = pytest.mark.db
 

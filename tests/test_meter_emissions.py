@@ -19,7 +19,7 @@ from scope3lib.factors import builtin_factors
 from scope3lib.meters import devices
 from scope3lib.meters import rollup as meter_emissions
 from scope3lib.tenancy import TenantCredentials
-from tests.conftest import SCOPE3, scope3_env
+from tests.helpers import SCOPE3, scope3_env
 
 pytestmark = pytest.mark.db
 

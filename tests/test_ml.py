@@ -20,7 +20,7 @@ from scope3lib.errors import ModelNotFound, Scope3Error, TooFewReportingSupplier
 from scope3lib.ml import anomalies as meter_anomalies
 from scope3lib.ml import estimates, hotspots
 from scope3lib.ml import registry as models_registry
-from tests.conftest import SCOPE3, scope3_env
+from tests.helpers import SCOPE3, scope3_env
 
 
 @pytest.fixture(scope="module")

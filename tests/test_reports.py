@@ -16,7 +16,7 @@ from scope3lib import db
 from scope3lib.errors import ConfigurationError
 from scope3lib.reporting import runs as reports
 from scope3lib.tenancy import TenantCredentials
-from tests.conftest import SCOPE3, scope3_env
+from tests.helpers import SCOPE3, scope3_env
 
 pytestmark = pytest.mark.db
 

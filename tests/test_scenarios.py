@@ -18,8 +18,7 @@ from sqlalchemy.engine import Engine
 from scope3lib import db, scenarios, tenancy
 from scope3lib.errors import InvalidLever, ScenarioError
 from scope3lib.meters.rollup import grid_factor
-
-from .conftest import SCOPE3, scope3_env
+from tests.helpers import SCOPE3, scope3_env
 
 # The hand-made base-year inventory every expected value below is worked out from (kg CO2e, USD).
 #   Steelco     cat 1, spend-based,        10,000 kg, 5,000 USD -> 2.0 kg/USD, CAMX
