@@ -6,8 +6,8 @@ its own copy and none imports from ``conftest``.
 
 Tenants are created and filled through the library's own functions (``tenancy.create_tenant``,
 ``demo.load``, ``tenancy.add_user``, ``devices.add_device``), never by SQL the library would not run.
-The one exception is meter readings, which only the ingest service writes: :func:`write_readings`
-runs the statement it runs.
+The exceptions are readings and rejects, which only the ingest service writes: :func:`write_readings`
+(and test_isolation for its one reject) run the statements it runs.
 """
 
 from __future__ import annotations
