@@ -52,8 +52,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INGEST", "PASSWORD", "REPO", "SCOPE3", "Mosquitto", "SecureMosquitto", "TenantFactory", "TenantFixture",
-    "activity_frame", "activity_row", "count_readings", "free_port", "inventory_data", "invoke_cli",
-    "mosquitto_bin", "new_slug", "port_open", "rfc3339", "run_cli", "scope3_env", "start_ingest_service",
+    "activity_frame", "activity_row", "count_readings", "inventory_data", "invoke_cli",
+    "mosquitto_bin", "new_slug", "rfc3339", "run_cli", "scope3_env", "start_ingest_service",
     "wait_until", "write_readings",
 ]
 
