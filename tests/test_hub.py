@@ -20,14 +20,13 @@ import yaml
 from sqlalchemy.engine import Engine
 from traitlets.config import Config
 
-from scope3lib import demo, tenancy
 from scope3lib.errors import ConfigurationError
 from scope3lib.hub import config as hub_config
 from scope3lib.hub import settings as hub_settings
 from scope3lib.hub.spawner import system_username
 from scope3lib.meters.broker import free_port
-from tests.helpers import SCOPE3, scope3_env
-from tests.hub_client import HubClient, Kernel, kernel_id_in_page, wait_until
+from tests.helpers import SCOPE3, TenantFactory, run_cli, scope3_env, wait_until
+from tests.hub_client import HubClient, Kernel, kernel_id_in_page
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -44,6 +43,7 @@ class Hub:
 
 
 HUB_A_CELL_TIMEOUT_S = 15
+POLL_S = 0.5  # how often to ask a hub (or the browser) whether it is there yet
 
 
 def _free_ports(data_dir: Path, slug: str, **extra: Any) -> None:
@@ -51,14 +51,6 @@ def _free_ports(data_dir: Path, slug: str, **extra: Any) -> None:
     raw = yaml.safe_load(path.read_text())
     raw.update(port=free_port(), hub_port=free_port(), proxy_api_port=free_port(), dashboard_port=free_port(), **extra)
     path.write_text(yaml.safe_dump(raw))
-
-
-def _provision(engine: Engine, data_dir: Path, slug: str, suppliers: int) -> None:
-    tenancy.create_tenant(engine, data_dir, slug, slug.title(), "enterprise")
-    profile = demo.DemoProfile(slug, slug, "enterprise", seed=len(slug), suppliers=suppliers, devices=2)
-    demo.load(engine, slug, demo.generate(profile))
-    tenancy.add_user(engine, slug, f"{slug}-ana", "member", PASSWORD, data_dir)
-    tenancy.add_user(engine, slug, f"{slug}-vic", "viewer", PASSWORD, data_dir)
 
 
 def _start(database_url: str, data_dir: Path, slug: str, tmp: Path) -> Hub:
@@ -78,7 +70,7 @@ def _start(database_url: str, data_dir: Path, slug: str, tmp: Path) -> Hub:
         except requests.RequestException:
             return False
 
-    wait_until(up, 120, f"hub {slug} and its dashboard")
+    wait_until(up, 120, f"hub {slug} and its dashboard", interval=POLL_S)
     return hub
 
 
@@ -91,11 +83,12 @@ def _stop(hub: Hub) -> None:
 
 
 @pytest.fixture(scope="module")
-def hubs(engine: Engine, database_url: str, data_dir: Path,
+def hubs(make_module_tenant: TenantFactory, database_url: str, data_dir: Path,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Hub]]:
     tmp = tmp_path_factory.mktemp("hubs")
-    _provision(engine, data_dir, "hub-a", 40)
-    _provision(engine, data_dir, "hub-b", 30)
+    for slug, suppliers in (("hub-a", 40), ("hub-b", 30)):  # demo data, an analyst and a viewer
+        make_module_tenant(slug, suppliers=suppliers, seed=len(slug), devices=2,
+                           users={f"{slug}-ana": "member", f"{slug}-vic": "viewer"}, password=PASSWORD)
     # A short cell timeout, so that the pool kernel's wait for its viewer outlasts it during the module.
     _free_ports(data_dir, "hub-a", dashboard_cell_timeout_s=HUB_A_CELL_TIMEOUT_S)
     _free_ports(data_dir, "hub-b", dashboard_pool_size=0, scheduler=False)
@@ -114,7 +107,7 @@ def _spawn(c: HubClient, user: str) -> None:
     r = c.api("POST", f"/hub/api/users/{user}/server")
     assert r.status_code in (201, 202), r.text
     wait_until(lambda: c.api("GET", f"/hub/api/users/{user}").json()["servers"].get("", {}).get("ready"), 180,
-               f"{user}'s server")
+               f"{user}'s server", interval=POLL_S)
 
 
 def test_analyst_runs_code_that_sees_only_their_tenant(hubs: dict[str, Hub], data_dir: Path) -> None:
@@ -280,7 +273,7 @@ def test_dashboard_renders_in_chromium(hubs: dict[str, Hub], tmp_path: Path) -> 
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     try:
         driver.get(hubs["hub-a"].url + "/hub/login")
-        wait_until(lambda: driver.find_elements(By.ID, "username_input"), 30, "the login form")
+        wait_until(lambda: driver.find_elements(By.ID, "username_input"), 30, "the login form", interval=POLL_S)
         driver.find_element(By.ID, "username_input").send_keys("hub-a-vic")
         driver.find_element(By.ID, "password_input").send_keys(PASSWORD)
         driver.find_element(By.ID, "login_submit").click()
@@ -288,7 +281,7 @@ def test_dashboard_renders_in_chromium(hubs: dict[str, Hub], tmp_path: Path) -> 
             return bool(len(driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= 5
                         and driver.find_elements(By.CSS_SELECTOR, ".kpi-value"))
 
-        wait_until(charts_shown, 60, "the dashboard's charts")
+        wait_until(charts_shown, 60, "the dashboard's charts", interval=POLL_S)
         total = driver.find_elements(By.CSS_SELECTOR, ".kpi-value")[0].text
         assert total.endswith("t CO2e")
         Select(driver.find_element(By.CSS_SELECTOR, "select")).select_by_index(2)  # one category
@@ -299,7 +292,7 @@ def test_dashboard_renders_in_chromium(hubs: dict[str, Hub], tmp_path: Path) -> 
             except (StaleElementReferenceException, IndexError):
                 return False
 
-        wait_until(total_changed, 30, "the headline figures to follow the category filter")
+        wait_until(total_changed, 30, "the headline figures to follow the category filter", interval=POLL_S)
 
         def one_category_charted() -> bool:
             try:  # the charts are redrawn after the tiles: one bar left in "By GHG Protocol category"
@@ -311,7 +304,7 @@ def test_dashboard_renders_in_chromium(hubs: dict[str, Hub], tmp_path: Path) -> 
             except StaleElementReferenceException:
                 return False
 
-        wait_until(one_category_charted, 30, "the charts to follow the category filter")
+        wait_until(one_category_charted, 30, "the charts to follow the category filter", interval=POLL_S)
         driver.execute_script("window.scrollTo(0, 0)")
         shot = tmp_path / "dashboard.png"
         driver.save_screenshot(str(shot))
@@ -320,8 +313,8 @@ def test_dashboard_renders_in_chromium(hubs: dict[str, Hub], tmp_path: Path) -> 
         driver.quit()
 
 
-def test_config_schema_refuses_a_bad_tenant_file(data_dir: Path, engine: Engine) -> None:
-    tenancy.create_tenant(engine, data_dir, "hub-schema", "Schema", "free")
+def test_config_schema_refuses_a_bad_tenant_file(data_dir: Path, make_tenant: TenantFactory) -> None:
+    make_tenant("hub-schema", name="Schema", plan="free")
     path = hub_settings.tenant_dir(data_dir, "hub-schema") / hub_settings.HUB_FILE
     good = path.read_text()
     for bad, message in (
@@ -335,13 +328,12 @@ def test_config_schema_refuses_a_bad_tenant_file(data_dir: Path, engine: Engine)
             hub_settings.load(data_dir, "hub-schema")
         assert str(path) in str(err.value)
     path.write_text(good)
-    r = subprocess.run([*SCOPE3, "hub", "settings", "hub-schema"], capture_output=True, text=True, timeout=60,
-                       env=scope3_env("postgresql://unused@127.0.0.1:1/x", data_dir))
+    r = run_cli("postgresql://unused@127.0.0.1:1/x", data_dir, "hub", "settings", "hub-schema")
     assert r.returncode == 0 and '"***"' in r.stdout
 
 
-def test_apply_sets_a_bare_config(data_dir: Path, engine: Engine) -> None:
-    tenancy.create_tenant(engine, data_dir, "hub-config", "Config", "free")
+def test_apply_sets_a_bare_config(data_dir: Path, make_tenant: TenantFactory) -> None:
+    make_tenant("hub-config", name="Config", plan="free")
     s = hub_settings.load(data_dir, "hub-config")
     c = hub_config.apply(Config(), s, "postgresql://admin:secret@127.0.0.1/db")
     assert c.JupyterHub.port == s.hub.port and c.Scope3Authenticator.tenant == "hub-config"
