@@ -263,7 +263,7 @@ def test_the_dashboard_notebook_shows_the_panels_in_a_kernel(engine: Engine, ful
 
 def test_the_monthly_report_has_the_four_sections(tmp_path: Path, full: TenantFixture) -> None:
     spec = reports.get_spec("monthly")
-    result = reports.run_report(db.connect(full.database_url), full.database_url, full.slug, "monthly", spec,
+    result = reports.run_report(full.engine, full.database_url, full.slug, "monthly", spec,
                                 {"months": 6}, output_root=tmp_path / "out")
     assert result.status == "succeeded", result.error
     html = result.output_html.read_text() if result.output_html else ""
