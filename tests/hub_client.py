@@ -59,17 +59,6 @@ class HubClient:
         return "; ".join(f"{c.name}={c.value}" for c in self.s.cookies)
 
 
-def wait_until(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
-
-
 class Kernel:
     """The Jupyter kernel websocket protocol (JSON frames), enough to run code and talk to widgets."""
 

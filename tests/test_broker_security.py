@@ -6,6 +6,7 @@ own topic; revoking or re-keying a device takes effect at once.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
 import subprocess
@@ -20,12 +21,18 @@ import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.engine import Engine
 
-from ingest_service import IngestService
 from scope3lib.meters import devices
 from scope3lib.meters.broker import MosquittoFiles, free_port, port_open
 from scope3lib.meters.contract import readings_topic
-from scope3lib.tenancy import TenantCredentials
-from tests.conftest import SCOPE3, SecureMosquitto, _mosquitto_bin, scope3_env
+from tests.helpers import (
+    SecureMosquitto,
+    TenantFixture,
+    mosquitto_bin,
+    rfc3339,
+    run_cli,
+    start_ingest_service,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 
@@ -106,9 +113,9 @@ def key() -> str:
 
 
 def test_anonymous_and_wrong_passwords_are_refused(secure_broker: SecureMosquitto, engine: Engine,
-                                                    tenant_a: TenantCredentials,
+                                                    tenant_a: TenantFixture,
                                                     clients: Callable[..., Client]) -> None:
-    creds = devices.add_device(engine, tenant_a.slug, key(), "CAMX", broker=secure_broker.files)
+    creds = tenant_a.add_device(prefix="s", broker=secure_broker.files)
     assert clients(secure_broker.port).connect_reason == NOT_AUTHORIZED
     assert clients(secure_broker.port, creds.mqtt_username, "wrong").connect_reason != 0
     assert connect_when_reloaded(clients, secure_broker.port, creds.mqtt_username, creds.mqtt_password,
@@ -116,17 +123,14 @@ def test_anonymous_and_wrong_passwords_are_refused(secure_broker: SecureMosquitt
 
 
 def test_device_publishes_only_under_its_own_topic(secure_broker: SecureMosquitto, engine: Engine,
-                                                   tenant_a: TenantCredentials, tenant_b: TenantCredentials,
+                                                   tenant_a: TenantFixture, tenant_b: TenantFixture,
                                                    ingest_url: str, clients: Callable[..., Client]) -> None:
-    mine, neighbour, foreign = key(), key(), key()
-    creds = devices.add_device(engine, tenant_a.slug, mine, "CAMX", broker=secure_broker.files)
-    devices.add_device(engine, tenant_a.slug, neighbour, "CAMX", broker=secure_broker.files)
-    devices.add_device(engine, tenant_b.slug, foreign, "GB", broker=secure_broker.files)
-    svc = IngestService(ingest_url, secure_broker.params, client_id=f"ing-{secrets.token_hex(3)}", batch_ms=50)
-    svc.start()
+    creds = tenant_a.add_device(prefix="s", broker=secure_broker.files)
+    mine = creds.device
+    neighbour = tenant_a.add_device(prefix="s", broker=secure_broker.files).device
+    foreign = tenant_b.add_device(region="GB", prefix="s", broker=secure_broker.files).device
+    svc = start_ingest_service(ingest_url, secure_broker.params, prefix="ing", batch_ms=50)
     try:
-        assert svc.wait_connected(10)
-        time.sleep(0.3)
         reading = json.dumps({"ts": _ts(), "kwh": 1.5})
         # A fresh connection for each: Mosquitto 2.0.11 answers a refused QoS 1 publish with PUBACK 135
         # (not authorised) and then closes the connection.
@@ -138,7 +142,7 @@ def test_device_publishes_only_under_its_own_topic(secure_broker: SecureMosquitt
                                         True)
             assert dev.publish(topic, reading) == expected, topic
         # Its own reading arrives; the refused ones never reach the ingest, not even as rejects.
-        _wait_for(lambda: svc.stats.messages_committed >= 1)
+        wait_until(lambda: svc.stats.messages_committed >= 1)
         time.sleep(0.5)
         assert svc.stats.messages_committed == 1
     finally:
@@ -154,11 +158,11 @@ def test_device_publishes_only_under_its_own_topic(secure_broker: SecureMosquitt
 
 
 def test_devices_cannot_read_and_the_ingest_cannot_publish(secure_broker: SecureMosquitto, engine: Engine,
-                                                            tenant_a: TenantCredentials,
+                                                            tenant_a: TenantFixture,
                                                             clients: Callable[..., Client]) -> None:
-    a, b = key(), key()
-    ca = devices.add_device(engine, tenant_a.slug, a, "CAMX", broker=secure_broker.files)
-    cb = devices.add_device(engine, tenant_a.slug, b, "CAMX", broker=secure_broker.files)
+    ca = tenant_a.add_device(prefix="s", broker=secure_broker.files)
+    cb = tenant_a.add_device(prefix="s", broker=secure_broker.files)
+    b = cb.device
     spy = connect_when_reloaded(clients, secure_broker.port, ca.mqtt_username, ca.mqtt_password, True)
     spy.c.subscribe("scope3/#", qos=1)
     time.sleep(0.3)
@@ -174,15 +178,14 @@ def test_devices_cannot_read_and_the_ingest_cannot_publish(secure_broker: Secure
 
 def test_removed_device_is_disconnected_and_cannot_reconnect(secure_broker: SecureMosquitto, engine: Engine,
                                                              database_url: str, data_dir: Path,
-                                                             tenant_a: TenantCredentials,
+                                                             tenant_a: TenantFixture,
                                                              clients: Callable[..., Client]) -> None:
-    k = key()
-    creds = devices.add_device(engine, tenant_a.slug, k, "CAMX", broker=secure_broker.files)
+    creds = tenant_a.add_device(prefix="s", broker=secure_broker.files)
+    k = creds.device
     dev = connect_when_reloaded(clients, secure_broker.port, creds.mqtt_username, creds.mqtt_password, True)
     dev.c.reconnect_delay_set(60, 60)  # no automatic reconnect muddling the check
-    env = scope3_env(database_url, data_dir, SCOPE3_MOSQUITTO_CONF=str(secure_broker.conf))
-    out = subprocess.run([*SCOPE3, "device", "remove", tenant_a.slug, k], env=env, capture_output=True, text=True,
-                         timeout=60)
+    out = run_cli(database_url, data_dir, "device", "remove", tenant_a.slug, k,
+                  env={"SCOPE3_MOSQUITTO_CONF": str(secure_broker.conf)})
     assert out.returncode == 0, out.stderr
     assert dev.disconnected.wait(5), "the broker kept the removed device connected"
     again = clients(secure_broker.port, creds.mqtt_username, creds.mqtt_password)
@@ -193,14 +196,13 @@ def test_removed_device_is_disconnected_and_cannot_reconnect(secure_broker: Secu
 
 def test_rotated_credentials_replace_the_old_ones_at_once(secure_broker: SecureMosquitto, engine: Engine,
                                                           database_url: str, data_dir: Path,
-                                                          tenant_a: TenantCredentials,
+                                                          tenant_a: TenantFixture,
                                                           clients: Callable[..., Client]) -> None:
-    k = key()
-    old = devices.add_device(engine, tenant_a.slug, k, "CAMX", broker=secure_broker.files)
+    old = tenant_a.add_device(prefix="s", broker=secure_broker.files)
+    k = old.device
     connect_when_reloaded(clients, secure_broker.port, old.mqtt_username, old.mqtt_password, True)
-    env = scope3_env(database_url, data_dir, SCOPE3_MOSQUITTO_CONF=str(secure_broker.conf))
-    out = subprocess.run([*SCOPE3, "device", "rotate", tenant_a.slug, k, "--json"], env=env, capture_output=True,
-                         text=True, timeout=60)
+    out = run_cli(database_url, data_dir, "device", "rotate", tenant_a.slug, k, "--json",
+                  env={"SCOPE3_MOSQUITTO_CONF": str(secure_broker.conf)})
     assert out.returncode == 0, out.stderr
     new = json.loads(out.stdout)
     assert connect_when_reloaded(clients, secure_broker.port, old.mqtt_username, old.mqtt_password,
@@ -209,10 +211,10 @@ def test_rotated_credentials_replace_the_old_ones_at_once(secure_broker: SecureM
 
 
 def test_device_with_emission_entries_is_kept_revoked(secure_broker: SecureMosquitto, engine: Engine,
-                                                      tenant_a: TenantCredentials,
+                                                      tenant_a: TenantFixture,
                                                       clients: Callable[..., Client]) -> None:
-    k = key()
-    creds = devices.add_device(engine, tenant_a.slug, k, "CAMX", broker=secure_broker.files)
+    creds = tenant_a.add_device(prefix="s", broker=secure_broker.files)
+    k = creds.device
     with engine.begin() as c:
         dev_id, tid = c.execute(sa.text("SELECT id, tenant_id FROM devices WHERE device_key = :k"), {"k": k}).one()
         c.execute(sa.text(
@@ -229,13 +231,12 @@ def test_device_with_emission_entries_is_kept_revoked(secure_broker: SecureMosqu
 @pytest.mark.slow
 def test_broker_config_command_writes_a_working_production_config(database_url: str, data_dir: Path,
                                                                   engine: Engine, tmp_path: Path,
-                                                                  tenant_a: TenantCredentials,
+                                                                  tenant_a: TenantFixture,
                                                                   clients: Callable[..., Client]) -> None:
     port = free_port()
     out_dir = tmp_path / "mosq"
-    env = scope3_env(database_url, data_dir)
-    res = subprocess.run([*SCOPE3, "broker", "config", "--out", str(out_dir), "--port", str(port),
-                          "--tls-port", "8883"], env=env, capture_output=True, text=True, timeout=60)
+    res = run_cli(database_url, data_dir, "broker", "config", "--out", str(out_dir), "--port", str(port),
+                  "--tls-port", "8883")
     assert res.returncode == 0, res.stderr
     conf = (out_dir / "mosquitto.conf").read_text()
     settings = {line.split()[0]: line.split(None, 1)[1] for line in conf.splitlines()
@@ -253,7 +254,7 @@ def test_broker_config_command_writes_a_working_production_config(database_url: 
     plain = out_dir / "plain.conf"
     plain.write_text("\n".join(line for line in conf.splitlines()
                                if not line.startswith(("listener 8883", "tls_version"))) + "\nuser root\n")
-    proc = subprocess.Popen([_mosquitto_bin(), "-c", str(plain)], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([mosquitto_bin(), "-c", str(plain)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 10
@@ -262,9 +263,8 @@ def test_broker_config_command_writes_a_working_production_config(database_url: 
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert clients(port).connect_reason == NOT_AUTHORIZED
-        add = subprocess.run([*SCOPE3, "device", "add", tenant_a.slug, key(), "--region", "GB", "--json"],
-                             env={**env, "SCOPE3_MOSQUITTO_CONF": str(out_dir / "mosquitto.conf")},
-                             capture_output=True, text=True, timeout=60)
+        add = run_cli(database_url, data_dir, "device", "add", tenant_a.slug, key(), "--region", "GB", "--json",
+                      env={"SCOPE3_MOSQUITTO_CONF": str(out_dir / "mosquitto.conf")})
         assert add.returncode == 0, add.stderr
         creds = json.loads(add.stdout)
         assert connect_when_reloaded(clients, port, creds["mqtt_username"], creds["mqtt_password"], True).accepted
@@ -275,14 +275,4 @@ def test_broker_config_command_writes_a_working_production_config(database_url: 
 
 
 def _ts() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _wait_for(check: Callable[[], bool], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+    return rfc3339(dt.datetime.now(dt.UTC), timespec="milliseconds")

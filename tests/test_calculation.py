@@ -12,17 +12,15 @@ import pandas as pd
 import pytest
 
 from scope3lib.accounting import quality, uncertainty
-from scope3lib.accounting.calculation import INPUT_COLUMNS, calculate
+from scope3lib.accounting.calculation import calculate
 from scope3lib.categories import Method
 from scope3lib.errors import InvalidArgument
 from scope3lib.factors.lookup import factor_table
+from tests.helpers import activity_row
 
 
 def row(**kw: object) -> dict[str, object]:
-    base: dict[str, object] = dict.fromkeys(INPUT_COLUMNS, "")
-    base.update(category=1, period_start="2024-03-01", period_end="2024-03-31")
-    base.update(kw)
-    return base
+    return activity_row(**{"category": 1, "period_start": "2024-03-01", "period_end": "2024-03-31", **kw})
 
 
 def calc(*rows: dict[str, object]) -> pd.DataFrame:

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ingest_service import IngestService
-from scope3lib import demo, tenancy
+from scope3lib import demo
 from scope3lib.meters.broker import MqttParams
 from scope3lib.meters.simulator import load_shape
-from tests.conftest import SCOPE3, scope3_env
+from tests.helpers import TenantFactory, count_readings, run_cli, start_ingest_service, wait_until
 
 PROFILE = demo.DEMO_TENANTS[0]
 
@@ -47,9 +42,9 @@ def test_generator_is_realistic_and_reproducible() -> None:
     assert not other.suppliers["name"].equals(s["name"])
 
 
-def test_load_into_tenant_visible_to_its_role(engine: Engine, data_dir: Path) -> None:
-    slug = f"demo{secrets.token_hex(3)}"
-    creds = tenancy.create_tenant(engine, data_dir, slug, "Demo", "enterprise")
+def test_load_into_tenant_visible_to_its_role(engine: Engine, make_tenant: TenantFactory) -> None:
+    creds = make_tenant(name="Demo")  # empty: loading the demo data is what is tested
+    slug = creds.slug
     data = demo.generate(PROFILE)
     demo.load(engine, slug, data)
     with psycopg.connect(creds.database_url) as c:
@@ -71,28 +66,20 @@ def test_load_shape_has_day_and_week() -> None:
 @pytest.mark.db
 @pytest.mark.broker
 def test_simulator_readings_all_arrive(engine: Engine, database_url: str, data_dir: Path, broker: MqttParams,
-                                       ingest_url: str) -> None:
-    slug = f"sim{secrets.token_hex(3)}"
-    tenancy.create_tenant(engine, data_dir, slug, "Sim", "starter")
-    svc = IngestService(ingest_url, broker, client_id=f"ingest-{slug}", batch_ms=50).start()
-    assert svc.wait_connected(10)
-    time.sleep(0.3)
+                                       ingest_url: str, make_tenant: TenantFactory) -> None:
+    slug = make_tenant(name="Sim", plan="starter").slug
+    svc = start_ingest_service(ingest_url, broker, client_id=f"ingest-{slug}", batch_ms=50)
     try:
-        r = subprocess.run([*SCOPE3, "meters", "simulate", "--tenant", slug, "--devices", "4", "--rate", "40",
-                            "--duration", "3"], env=scope3_env(database_url, data_dir, SCOPE3_MQTT_URL=broker.url()),
-                           capture_output=True, text=True, timeout=120)
+        r = run_cli(database_url, data_dir, "meters", "simulate", "--tenant", slug, "--devices", "4", "--rate", "40",
+                    "--duration", "3", env={"SCOPE3_MQTT_URL": broker.url()})
         assert r.returncode == 0, r.stderr
         published = int(r.stdout.split()[1])
         assert published >= 80
 
         def stored() -> int:
-            with engine.connect() as c:
-                return int(c.scalar(sa.text("SELECT count(*) FROM readings r JOIN tenants t ON t.id = r.tenant_id "
-                                            "WHERE t.slug = :s"), {"s": slug}))
+            return count_readings(engine, slug=slug)
 
-        deadline = time.monotonic() + 20
-        while stored() < published and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: stored() >= published, 20, "every published reading stored", interval=0.2)
         assert stored() == published
     finally:
         svc.stop()

@@ -18,13 +18,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from scope3lib import db, demo, scenarios, schema, tenancy
+from scope3lib import db, demo, scenarios, schema
 from scope3lib.ledger import log as ledger_log
 from scope3lib.ml import estimates, hotspots
 from scope3lib.ml.suppliers import tenant_suppliers
 from scope3lib.reporting import runs as reports
 from scope3lib.reporting.executive import HOTSPOT_MIN_SUPPLIERS, ExecutiveDashboard, Panel
-from scope3lib.tenancy import TenantCredentials
+from tests.helpers import TenantFactory, TenantFixture
 
 pytestmark = pytest.mark.db
 
@@ -39,36 +39,31 @@ SCENARIO = {"name": "engage-suppliers", "base_year": 2025, "target_year": 2030, 
                         "implementation_cost": 20000, "annual_saving": 15000}]}
 
 
-def demo_tenant(engine: Engine, data_dir: Path, slug: str, suppliers: int = 220) -> TenantCredentials:
-    creds = tenancy.create_tenant(engine, data_dir, slug, slug.title(), "enterprise")
-    profile = demo.DEMO_TENANTS[0]
-    demo.load(engine, slug, demo.generate(demo.DemoProfile(slug, slug.title(), "enterprise", seed=profile.seed,
-                                                           suppliers=suppliers, devices=2)))
-    return creds
+# The demo tenants' first seed: 220 suppliers, 55 of them reporting, and 2 meters.
+DEMO = {"demo_profile": demo.DEMO_TENANTS[0], "suppliers": 220, "devices": 2}
 
 
 @pytest.fixture(scope="module")
-def bare(engine: Engine, data_dir: Path) -> TenantCredentials:
+def bare(make_module_tenant: TenantFactory) -> TenantFixture:
     """A demo tenant as provisioned: no checkpoint signed, no scenario stored, no ML estimate."""
-    return demo_tenant(engine, data_dir, "panels-bare")
+    return make_module_tenant("panels-bare", **DEMO)
 
 
 @pytest.fixture(scope="module")
-def full(engine: Engine, data_dir: Path) -> TenantCredentials:
+def full(engine: Engine, data_dir: Path, make_module_tenant: TenantFactory) -> TenantFixture:
     """A demo tenant with ML estimates on its spend-based entries, a stored scenario and a signed checkpoint."""
-    creds = demo_tenant(engine, data_dir, "panels-full")
-    rw = db.create_engine(creds.database_url)
+    tenant = make_module_tenant("panels-full", **DEMO)
+    rw = tenant.engine
     # The demo's 55 reporters train a model; it is applied whether or not it beats EEIO out of fold
     # (predict_tenant's gate), so the inventory holds real estimates from the real write path.
-    model = estimates.train_tenant(rw, data_dir, creds.slug)
+    model = estimates.train_tenant(rw, data_dir, tenant.slug)
     suppliers = tenant_suppliers(rw)
     targets = suppliers[~suppliers["reports"]]
     predicted = model.predict(targets).assign(supplier_id=targets["supplier_id"].to_numpy())
     assert estimates.write_estimates(rw, predicted) > 0
     scenarios.save(rw, scenarios.parse(SCENARIO))
-    rw.dispose()
-    ledger_log.checkpoint(engine, data_dir, creds.slug)
-    return creds
+    ledger_log.checkpoint(engine, data_dir, tenant.slug)
+    return tenant
 
 
 def panels_of(url: str) -> dict[str, Panel]:
@@ -107,12 +102,12 @@ def entry_count(url: str) -> int:
 # --- with the read-only role ----------------------------------------------------------------------
 
 
-def test_every_panel_is_computed_with_the_read_only_role(full: TenantCredentials) -> None:
+def test_every_panel_is_computed_with_the_read_only_role(full: TenantFixture) -> None:
     panels = panels_of(full.database_url_readonly)
     assert list(panels) == KEYS and [p.title for p in panels.values()] == TITLES
     assert {k: p.state for k, p in panels.items()} == dict.fromkeys(KEYS, "ok"), {
         k: p.html() for k, p in panels.items()}
-    viewer = db.create_engine(full.database_url_readonly)
+    viewer = full.readonly
 
     hot = panels["hotspots"]
     assert hot.data is not None and not hot.data.empty
@@ -143,10 +138,9 @@ def test_every_panel_is_computed_with_the_read_only_role(full: TenantCredentials
     assert [t.name for t in comparison.data] == ["business as usual", "engage-suppliers",
                                                  "target pathway (4.2%/yr, SBTi 1.5°C)"]
     assert len(curve.data) == 1 and len(curve.data[0].x) == 2  # one bar per lever
-    viewer.dispose()
 
 
-def test_empty_states_say_what_to_do(bare: TenantCredentials, full: TenantCredentials) -> None:
+def test_empty_states_say_what_to_do(bare: TenantFixture, full: TenantFixture) -> None:
     panels = panels_of(bare.database_url_readonly)  # row-level security: nothing of the full tenant's shows
     assert panels["hotspots"].state == "ok"  # 220 suppliers: enough to compare
     assert {k: panels[k].state for k in KEYS[1:]} == dict.fromkeys(KEYS[1:], "empty")
@@ -161,8 +155,8 @@ def test_empty_states_say_what_to_do(bare: TenantCredentials, full: TenantCreden
     assert "scope3 scenarios run panels-bare FILE.yaml --save" in panels["scenarios"].html()
 
 
-def test_a_tenant_without_data_then_with_too_few_suppliers(engine: Engine, data_dir: Path, new_slug: str) -> None:
-    creds = tenancy.create_tenant(engine, data_dir, new_slug, "Empty", "enterprise")
+def test_a_tenant_without_data_then_with_too_few_suppliers(make_tenant: TenantFactory) -> None:
+    creds = make_tenant(name="Empty")
     panels = panels_of(creds.database_url_readonly)
     assert {k: p.state for k, p in panels.items()} == dict.fromkeys(KEYS, "empty")
     assert "Too few suppliers to compare: 0" in panels["hotspots"].html()
@@ -170,8 +164,7 @@ def test_a_tenant_without_data_then_with_too_few_suppliers(engine: Engine, data_
     assert "no checkpoint signed yet" in panels["verification"].html()
 
     few = HOTSPOT_MIN_SUPPLIERS - 3
-    demo.load(engine, new_slug, demo.generate(demo.DemoProfile(new_slug, "Few", "enterprise", seed=3,
-                                                               suppliers=few, devices=1)))
+    creds.load_demo(suppliers=few, seed=3, devices=1)
     hot = panels_of(creds.database_url_readonly)["hotspots"]
     assert hot.state == "empty"
     assert f"Too few suppliers to compare: {few} with both spend and emissions" in hot.html()
@@ -181,7 +174,7 @@ def test_a_tenant_without_data_then_with_too_few_suppliers(engine: Engine, data_
 
 
 def test_a_failing_panel_says_why_in_one_line_and_the_others_still_show(
-        engine: Engine, bare: TenantCredentials, caplog: pytest.LogCaptureFixture) -> None:
+        engine: Engine, bare: TenantFixture, caplog: pytest.LogCaptureFixture) -> None:
     with without_grant(engine, "scenarios"), caplog.at_level(logging.ERROR, "scope3lib.reporting.executive"):
         panels = panels_of(bare.database_url_readonly)
     scen = panels["scenarios"]
@@ -194,8 +187,8 @@ def test_a_failing_panel_says_why_in_one_line_and_the_others_still_show(
 
 
 
-def test_a_scenario_the_inventory_no_longer_supports_is_named_not_a_stack(bare: TenantCredentials) -> None:
-    rw = db.create_engine(bare.database_url)
+def test_a_scenario_the_inventory_no_longer_supports_is_named_not_a_stack(bare: TenantFixture) -> None:
+    rw = bare.engine
     broken = {**SCENARIO, "name": "broken", "levers": [{"kind": "supplier_switch", "supplier": "Nobody Ltd",
                                                         "to_naics": "541511", "start_year": 2026}]}
     scenarios.save(rw, scenarios.parse(broken))
@@ -206,7 +199,6 @@ def test_a_scenario_the_inventory_no_longer_supports_is_named_not_a_stack(bare: 
     finally:
         for name in scenarios.list_scenarios(rw)["name"]:
             scenarios.delete(rw, name)
-        rw.dispose()
     reason = ("scenario &#x27;broken&#x27;: lever 1 (supplier_switch: Nobody Ltd -&gt; NAICS 541511): no supplier "
               "named &#x27;Nobody Ltd&#x27; in the 2025 inventory")
     assert alone.state == "unavailable" and f"panel unavailable: {reason}" in alone.html()
@@ -217,7 +209,7 @@ def test_a_scenario_the_inventory_no_longer_supports_is_named_not_a_stack(bare: 
 
 
 def test_a_tampered_entry_is_a_discrepancy_in_the_verification_panel(engine: Engine,
-                                                                      full: TenantCredentials) -> None:
+                                                                      full: TenantFixture) -> None:
     with engine.begin() as conn:
         entry = int(conn.scalar(sa.text("SELECT min(e.id) FROM emission_entries e JOIN tenants t ON "
                                         "t.id = e.tenant_id WHERE t.slug = :s"), {"s": full.slug}))
@@ -246,7 +238,7 @@ def test_a_tampered_entry_is_a_discrepancy_in_the_verification_panel(engine: Eng
 # --- where the panels are shown -------------------------------------------------------------------
 
 
-def test_the_dashboard_notebook_shows_the_panels_in_a_kernel(engine: Engine, full: TenantCredentials,
+def test_the_dashboard_notebook_shows_the_panels_in_a_kernel(engine: Engine, full: TenantFixture,
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              capfd: pytest.CaptureFixture[str]) -> None:
     """The notebook Voila runs, executed by a real kernel with the read-only URL; one panel fails, and its
@@ -270,9 +262,9 @@ def test_the_dashboard_notebook_shows_the_panels_in_a_kernel(engine: Engine, ful
     assert "Traceback" not in state
 
 
-def test_the_monthly_report_has_the_four_sections(tmp_path: Path, full: TenantCredentials) -> None:
+def test_the_monthly_report_has_the_four_sections(tmp_path: Path, full: TenantFixture) -> None:
     spec = reports.get_spec("monthly")
-    result = reports.run_report(db.connect(full.database_url), full.database_url, full.slug, "monthly", spec,
+    result = reports.run_report(full.engine, full.database_url, full.slug, "monthly", spec,
                                 {"months": 6}, output_root=tmp_path / "out")
     assert result.status == "succeeded", result.error
     html = result.output_html.read_text() if result.output_html else ""

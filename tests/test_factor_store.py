@@ -5,7 +5,6 @@ Official files are the publishers' own, in ../shared/data/factors (see test_fact
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -13,12 +12,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from scope3lib import db
 from scope3lib.errors import FactorFileError
 from scope3lib.factors import store
-from scope3lib.tenancy import TenantCredentials
-
-from .conftest import SCOPE3, scope3_env
+from tests.helpers import TenantFixture, run_cli
 
 FACTORS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "factors"
 EPA_FILE = FACTORS_DIR / "SupplyChainGHGEmissionFactors_v1.3.0_NAICS_CO2e_USD2022.csv"
@@ -87,29 +83,23 @@ def test_a_new_version_is_a_new_dataset_and_a_changed_file_never_overwrites(engi
             conn.execute(sa.text("DELETE FROM factor_datasets WHERE source = 'epa-useeio' AND version = '1.3.7'"))
 
 
-def test_tenant_roles_read_factors_but_cannot_write(tenant_a: TenantCredentials) -> None:
-    tenant = db.create_engine(tenant_a.database_url)
-    try:
-        assert store.list_factors(tenant, "egrid", "2023").shape[0] == 27
-        with pytest.raises(sa.exc.ProgrammingError, match="permission denied"), tenant.begin() as conn:
-            conn.execute(sa.text("UPDATE factors SET kg_co2e_per_unit = 0"))
-        with pytest.raises(sa.exc.ProgrammingError, match="permission denied"), tenant.begin() as conn:
-            conn.execute(sa.text("INSERT INTO factor_datasets (source, version, name, publisher, licence, citation) "
-                                 "VALUES ('x', 'y', 'n', 'p', 'l', 'c')"))
-    finally:
-        tenant.dispose()
+def test_tenant_roles_read_factors_but_cannot_write(tenant_a: TenantFixture) -> None:
+    tenant = tenant_a.engine
+    assert store.list_factors(tenant, "egrid", "2023").shape[0] == 27
+    with pytest.raises(sa.exc.ProgrammingError, match="permission denied"), tenant.begin() as conn:
+        conn.execute(sa.text("UPDATE factors SET kg_co2e_per_unit = 0"))
+    with pytest.raises(sa.exc.ProgrammingError, match="permission denied"), tenant.begin() as conn:
+        conn.execute(sa.text("INSERT INTO factor_datasets (source, version, name, publisher, licence, citation) "
+                             "VALUES ('x', 'y', 'n', 'p', 'l', 'c')"))
 
 
 def test_cli_import_twice_and_list_as_csv(database_url: str, data_dir: Path, tmp_path: Path) -> None:
-    env = scope3_env(database_url, data_dir)
-    first = subprocess.run([*SCOPE3, "factors", "import", "epa-useeio", str(EPA_FILE)], env=env,
-                           capture_output=True, text=True, timeout=300)
+    first = run_cli(database_url, data_dir, "factors", "import", "epa-useeio", str(EPA_FILE))
     assert first.returncode == 0, first.stderr
-    second = subprocess.run([*SCOPE3, "factors", "import", "epa-useeio", str(EPA_FILE)], env=env,
-                            capture_output=True, text=True, timeout=300)
+    second = run_cli(database_url, data_dir, "factors", "import", "epa-useeio", str(EPA_FILE))
     assert second.returncode == 0 and "nothing changed" in second.stdout
-    listed = subprocess.run([*SCOPE3, "factors", "list", "--source", "epa-useeio", "--version", "1.3.0",
-                             "--format", "csv"], env=env, capture_output=True, text=True, timeout=300)
+    listed = run_cli(database_url, data_dir, "factors", "list", "--source", "epa-useeio", "--version", "1.3.0",
+                     "--format", "csv")
     assert listed.returncode == 0, listed.stderr
     out = tmp_path / "epa.csv"
     out.write_text(listed.stdout)
@@ -117,10 +107,8 @@ def test_cli_import_twice_and_list_as_csv(database_url: str, data_dir: Path, tmp
     assert list(df.columns) == ["factor_key", "description", "unit", "region", "year", "kg_co2e_per_unit"]
     assert len(df) == 1016
     assert df.set_index("factor_key").loc["327310", "kg_co2e_per_unit"] == 3.924
-    bad = subprocess.run([*SCOPE3, "factors", "list", "--source", "nope"], env=env, capture_output=True, text=True,
-                         timeout=300)
+    bad = run_cli(database_url, data_dir, "factors", "list", "--source", "nope")
     assert bad.returncode == 1 and "no factor dataset 'nope'" in bad.stderr and "Traceback" not in bad.stderr
     missing = tmp_path / "none.csv"
-    gone = subprocess.run([*SCOPE3, "factors", "import", "desnz", str(missing)], env=env, capture_output=True,
-                          text=True, timeout=300)
+    gone = run_cli(database_url, data_dir, "factors", "import", "desnz", str(missing))
     assert gone.returncode == 1 and "no such file" in gone.stderr

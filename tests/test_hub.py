@@ -20,14 +20,13 @@ import yaml
 from sqlalchemy.engine import Engine
 from traitlets.config import Config
 
-from scope3lib import demo, tenancy
 from scope3lib.errors import ConfigurationError
 from scope3lib.hub import config as hub_config
 from scope3lib.hub import settings as hub_settings
-from scope3lib.hub.spawner import system_username
+from scope3lib.hub.spawner import ensure_system_user, system_username
 from scope3lib.meters.broker import free_port
-from tests.conftest import SCOPE3, scope3_env
-from tests.hub_client import HubClient, Kernel, kernel_id_in_page, wait_until
+from tests.helpers import SCOPE3, TenantFactory, run_cli, scope3_env, wait_until
+from tests.hub_client import HubClient, Kernel, kernel_id_in_page
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -44,6 +43,8 @@ class Hub:
 
 
 HUB_A_CELL_TIMEOUT_S = 15
+CULL_IDLE_S = 15
+POLL_S = 0.5  # how often to ask a hub (or the browser) whether it is there yet
 
 
 def _free_ports(data_dir: Path, slug: str, **extra: Any) -> None:
@@ -53,19 +54,12 @@ def _free_ports(data_dir: Path, slug: str, **extra: Any) -> None:
     path.write_text(yaml.safe_dump(raw))
 
 
-def _provision(engine: Engine, data_dir: Path, slug: str, suppliers: int) -> None:
-    tenancy.create_tenant(engine, data_dir, slug, slug.title(), "enterprise")
-    profile = demo.DemoProfile(slug, slug, "enterprise", seed=len(slug), suppliers=suppliers, devices=2)
-    demo.load(engine, slug, demo.generate(profile))
-    hub_settings.ensure(engine, data_dir, slug)
-    tenancy.add_user(engine, slug, f"{slug}-ana", "member", PASSWORD)
-    tenancy.add_user(engine, slug, f"{slug}-vic", "viewer", PASSWORD)
-
-
 def _start(database_url: str, data_dir: Path, slug: str, tmp: Path) -> Hub:
     log = tmp / f"{slug}-hub.log"
     env = scope3_env(database_url, data_dir)
-    proc = subprocess.Popen([*SCOPE3, "hub", "start", slug], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    # --grant-access: wherever the suite runs from, the tenant's system users must reach this checkout.
+    proc = subprocess.Popen([*SCOPE3, "hub", "start", slug, "--grant-access"], env=env, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)
     port = hub_settings.load(data_dir, slug).hub.port
     hub = Hub(slug, proc, port, log)
 
@@ -79,7 +73,7 @@ def _start(database_url: str, data_dir: Path, slug: str, tmp: Path) -> Hub:
         except requests.RequestException:
             return False
 
-    wait_until(up, 120, f"hub {slug} and its dashboard")
+    wait_until(up, 120, f"hub {slug} and its dashboard", interval=POLL_S)
     return hub
 
 
@@ -92,14 +86,20 @@ def _stop(hub: Hub) -> None:
 
 
 @pytest.fixture(scope="module")
-def hubs(engine: Engine, database_url: str, data_dir: Path,
+def hubs(make_module_tenant: TenantFactory, database_url: str, data_dir: Path,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Hub]]:
     tmp = tmp_path_factory.mktemp("hubs")
-    _provision(engine, data_dir, "hub-a", 40)
-    _provision(engine, data_dir, "hub-b", 30)
-    # A short cell timeout, so that the pool kernel's wait for its viewer outlasts it during the module.
-    _free_ports(data_dir, "hub-a", dashboard_cell_timeout_s=HUB_A_CELL_TIMEOUT_S)
-    _free_ports(data_dir, "hub-b", dashboard_pool_size=0, scheduler=False)
+    for slug, suppliers in (("hub-a", 40), ("hub-b", 30)):  # demo data, an owner, an analyst and a viewer
+        make_module_tenant(slug, suppliers=suppliers, seed=len(slug), devices=2, password=PASSWORD,
+                           users={f"{slug}-own": "owner", f"{slug}-ana": "member", f"{slug}-vic": "viewer"})
+    # This machine's PostgreSQL may trust local connections (CI's does): the development setting lets the
+    # hubs run their servers as system users anyway; test_hub_refuses_a_database_without_passwords shows
+    # what happens without it. A short cell timeout, so that the pool kernel's wait for its viewer outlasts
+    # it during the module; a short cull window, for test_abandoned_dashboard_pages_are_culled_and_capped.
+    dev = {"allow_passwordless_database": True}
+    _free_ports(data_dir, "hub-a", dashboard_cell_timeout_s=HUB_A_CELL_TIMEOUT_S, dashboard_cull_idle_s=CULL_IDLE_S,
+                dashboard_cull_interval_s=2, dashboard_max_pages=4, dashboard_max_pages_per_viewer=2, **dev)
+    _free_ports(data_dir, "hub-b", dashboard_pool_size=0, scheduler=False, **dev)
     started: dict[str, Hub] = {}
     try:
         for slug in ("hub-a", "hub-b"):
@@ -115,7 +115,7 @@ def _spawn(c: HubClient, user: str) -> None:
     r = c.api("POST", f"/hub/api/users/{user}/server")
     assert r.status_code in (201, 202), r.text
     wait_until(lambda: c.api("GET", f"/hub/api/users/{user}").json()["servers"].get("", {}).get("ready"), 180,
-               f"{user}'s server")
+               f"{user}'s server", interval=POLL_S)
 
 
 def test_analyst_runs_code_that_sees_only_their_tenant(hubs: dict[str, Hub], data_dir: Path) -> None:
@@ -281,7 +281,7 @@ def test_dashboard_renders_in_chromium(hubs: dict[str, Hub], tmp_path: Path) -> 
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     try:
         driver.get(hubs["hub-a"].url + "/hub/login")
-        wait_until(lambda: driver.find_elements(By.ID, "username_input"), 30, "the login form")
+        wait_until(lambda: driver.find_elements(By.ID, "username_input"), 30, "the login form", interval=POLL_S)
         driver.find_element(By.ID, "username_input").send_keys("hub-a-vic")
         driver.find_element(By.ID, "password_input").send_keys(PASSWORD)
         driver.find_element(By.ID, "login_submit").click()
@@ -289,7 +289,7 @@ def test_dashboard_renders_in_chromium(hubs: dict[str, Hub], tmp_path: Path) -> 
             return bool(len(driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")) >= 5
                         and driver.find_elements(By.CSS_SELECTOR, ".kpi-value"))
 
-        wait_until(charts_shown, 60, "the dashboard's charts")
+        wait_until(charts_shown, 60, "the dashboard's charts", interval=POLL_S)
         total = driver.find_elements(By.CSS_SELECTOR, ".kpi-value")[0].text
         assert total.endswith("t CO2e")
         Select(driver.find_element(By.CSS_SELECTOR, "select")).select_by_index(2)  # one category
@@ -300,7 +300,7 @@ def test_dashboard_renders_in_chromium(hubs: dict[str, Hub], tmp_path: Path) -> 
             except (StaleElementReferenceException, IndexError):
                 return False
 
-        wait_until(total_changed, 30, "the headline figures to follow the category filter")
+        wait_until(total_changed, 30, "the headline figures to follow the category filter", interval=POLL_S)
 
         def one_category_charted() -> bool:
             try:  # the charts are redrawn after the tiles: one bar left in "By GHG Protocol category"
@@ -312,7 +312,7 @@ def test_dashboard_renders_in_chromium(hubs: dict[str, Hub], tmp_path: Path) -> 
             except StaleElementReferenceException:
                 return False
 
-        wait_until(one_category_charted, 30, "the charts to follow the category filter")
+        wait_until(one_category_charted, 30, "the charts to follow the category filter", interval=POLL_S)
         driver.execute_script("window.scrollTo(0, 0)")
         shot = tmp_path / "dashboard.png"
         driver.save_screenshot(str(shot))
@@ -321,9 +321,8 @@ def test_dashboard_renders_in_chromium(hubs: dict[str, Hub], tmp_path: Path) -> 
         driver.quit()
 
 
-def test_config_schema_refuses_a_bad_tenant_file(data_dir: Path, engine: Engine) -> None:
-    tenancy.create_tenant(engine, data_dir, "hub-schema", "Schema", "free")
-    hub_settings.ensure(engine, data_dir, "hub-schema")
+def test_config_schema_refuses_a_bad_tenant_file(data_dir: Path, make_tenant: TenantFactory) -> None:
+    make_tenant("hub-schema", name="Schema", plan="free")
     path = hub_settings.tenant_dir(data_dir, "hub-schema") / hub_settings.HUB_FILE
     good = path.read_text()
     for bad, message in (
@@ -337,14 +336,12 @@ def test_config_schema_refuses_a_bad_tenant_file(data_dir: Path, engine: Engine)
             hub_settings.load(data_dir, "hub-schema")
         assert str(path) in str(err.value)
     path.write_text(good)
-    r = subprocess.run([*SCOPE3, "hub", "settings", "hub-schema"], capture_output=True, text=True, timeout=60,
-                       env=scope3_env("postgresql://unused@127.0.0.1:1/x", data_dir))
+    r = run_cli("postgresql://unused@127.0.0.1:1/x", data_dir, "hub", "settings", "hub-schema")
     assert r.returncode == 0 and '"***"' in r.stdout
 
 
-def test_apply_sets_a_bare_config(data_dir: Path, engine: Engine) -> None:
-    tenancy.create_tenant(engine, data_dir, "hub-config", "Config", "free")
-    hub_settings.ensure(engine, data_dir, "hub-config")
+def test_apply_sets_a_bare_config(data_dir: Path, make_tenant: TenantFactory) -> None:
+    make_tenant("hub-config", name="Config", plan="free")
     s = hub_settings.load(data_dir, "hub-config")
     c = hub_config.apply(Config(), s, "postgresql://admin:secret@127.0.0.1/db")
     assert c.JupyterHub.port == s.hub.port and c.Scope3Authenticator.tenant == "hub-config"
@@ -355,3 +352,140 @@ def test_apply_sets_a_bare_config(data_dir: Path, engine: Engine) -> None:
     assert "secret" not in repr(dashboard) and "secret" not in repr(c.Spawner.environment)
     assert c.JupyterHub.load_roles == [{"name": "user", "scopes": ["read:users:name!user", "read:users:groups!user"]}]
     assert sys.executable in dashboard["command"]
+
+
+# --- a hostile analyst, owner and viewer; abandoned pages; a database without passwords ---------------
+
+
+_PROBE_PATHS = """
+import os
+def probe(path, listing):
+    try:
+        os.listdir(path) if listing else open(path, 'rb').read(1)
+        return 'open'
+    except PermissionError:
+        return 'denied'
+    except FileNotFoundError:
+        return 'missing'
+"""
+
+
+def test_an_analyst_reads_nothing_of_another_tenants_files(hubs: dict[str, Hub], data_dir: Path) -> None:
+    """Tenant A's analyst, in their own kernel, against every path of tenant B: homes (with B's saved notebooks),
+    the tenant's folder and secrets, the hub's state, the dashboard user's home, report outputs, models."""
+    if hub_config.spawner_mode(hub_settings.load(data_dir, "hub-a")) != "local":
+        # Servers run as the hub's own user (the embedded database keeps its socket private): no OS boundary
+        # to attack, and the hub says so at every start.
+        assert "OS-level isolation between analysts is OFF" in hubs["hub-a"].log.read_text()
+        return
+    b = hubs["hub-b"].client()
+    assert b.login_only("hub-b-ana", PASSWORD).status_code == 302
+    _spawn(b, "hub-b-ana")  # B's analyst gets a home with notebooks
+    b_home = Path(pwd.getpwnam(system_username("hub-b", "hub-b-ana")).pw_dir)
+    b_dashboard = Path(pwd.getpwnam(system_username("hub-b", "dashboard")).pw_dir)
+    b_dir = hub_settings.tenant_dir(data_dir, "hub-b")
+    targets = {
+        str(b_home): True, str(b_home / "getting_started.ipynb"): False, str(b_dashboard): True,
+        str(b_dir.parent): True, str(b_dir): True, str(b_dir / "hub.yaml"): False, str(b_dir / "secrets.json"): False,
+        str(b_dir / "hub_secrets.json"): False, str(b_dir / "hub"): True,
+        str(b_dir / "hub" / "jupyterhub.sqlite"): False, str(b_dir / "reports"): True, str(b_dir / "models"): True,
+    }
+    hub = hubs["hub-a"]
+    c = hub.client()
+    assert c.login("hub-a-ana", PASSWORD).status_code == 200
+    _spawn(c, "hub-a-ana")
+    token = c.api("POST", "/hub/api/users/hub-a-ana/tokens", json={"note": "probe"}).json()["token"]
+    auth = {"Authorization": f"token {token}"}
+    kernel_id = c.s.post(f"{hub.url}/user/hub-a-ana/api/kernels", headers=auth, json={"name": "python3"},
+                         timeout=120).json()["id"]
+    k = Kernel(f"ws://127.0.0.1:{hub.port}/user/hub-a-ana/api/kernels/{kernel_id}/channels", header=auth)
+    try:
+        code = _PROBE_PATHS + f"import json\nprint(json.dumps({{p: probe(p, l) for p, l in {targets!r}.items()}}))\n" \
+            + "print(probe(os.path.expanduser('~'), True))"
+        seen_b, own = k.execute(code).splitlines()
+    finally:
+        k.close()
+    assert own == "open"  # the analyst's own home
+    assert json.loads(seen_b) == dict.fromkeys(targets, "denied")
+
+
+def test_an_owner_administers_their_hub_and_nothing_else(hubs: dict[str, Hub]) -> None:
+    a, b = hubs["hub-a"], hubs["hub-b"]
+    owner = a.client()
+    assert owner.login_only("hub-a-own", PASSWORD).status_code == 302
+    admin = owner.s.get(f"{a.url}/hub/admin", timeout=30)
+    assert admin.status_code == 200 and "admin" in admin.text.lower()
+    names = {u["name"] for u in owner.api("GET", "/hub/api/users").json()}
+    assert {"hub-a-own"} <= names <= {"hub-a-own", "hub-a-ana", "hub-a-vic"} and not any("hub-b" in n for n in names)
+    assert owner.api("GET", "/hub/api/users/hub-a-ana").status_code == 200
+    # Starting and stopping the tenant's servers, yes; entering an analyst's server, never.
+    assert owner.s.get(f"{a.url}/user/hub-a-ana/api/kernels", timeout=30).status_code in (403, 404)
+    assert owner.api("GET", "/hub/api/proxy").status_code == 403
+    # Another tenant's hub does not know them.
+    assert b.client().login_only("hub-a-own", PASSWORD).status_code != 302
+    for user in ("hub-a-ana", "hub-a-vic"):
+        c = a.client()
+        c.login_only(user, PASSWORD)
+        assert c.s.get(f"{a.url}/hub/admin", timeout=30).status_code == 403, user
+        assert c.api("GET", "/hub/api/users").status_code == 403, user
+
+
+def _dashboard_kernels(hub: Hub) -> int:
+    """Kernels the hub's dashboard service holds (pool and pages), counted as processes."""
+    import psutil
+
+    voila = [p for p in psutil.Process(hub.proc.pid).children(recursive=True)
+             if "scope3lib.hub.dashboard" in " ".join(p.cmdline())]
+    assert len(voila) == 1, voila
+    return sum(1 for p in voila[0].children(recursive=True) if "ipykernel_launcher" in " ".join(p.cmdline()))
+
+
+def test_abandoned_dashboard_pages_are_culled_and_capped(hubs: dict[str, Hub]) -> None:
+    """50 page views that never open their websocket (a plain GET, a browser closed hard): a viewer holds at
+    most 2 page kernels, the hub at most 4, the others get a page saying so, and every abandoned kernel is
+    shut down within the cull window, back to the preheated pool."""
+    hub = hubs["hub-a"]
+    wait_until(lambda: _dashboard_kernels(hub) == 1, CULL_IDLE_S + 60, "earlier pages to be culled", interval=1)
+    clients = {}
+    for user in ("hub-a-vic", "hub-a-own", "hub-a-ana"):
+        clients[user] = hub.client()
+        assert clients[user].login_only(user, PASSWORD).status_code == 302
+    statuses: dict[str, list[int]] = {u: [] for u in clients}
+    for i in range(50):
+        user = ("hub-a-vic", "hub-a-vic", "hub-a-own", "hub-a-ana")[i % 4]
+        r = clients[user].s.get(f"{hub.url}/services/dashboard/", stream=True, timeout=120)
+        HubClient._read(r)  # the whole page (or the refusal), then the connection is dropped
+        statuses[user].append(r.status_code)
+        if r.status_code in (429, 503):
+            assert r.headers["Retry-After"] == "60" and "The dashboard is busy" in r.text
+    served = {u: s.count(200) for u, s in statuses.items()}
+    assert served["hub-a-vic"] == 2 and 429 in statuses["hub-a-vic"], statuses  # per viewer
+    assert sum(served.values()) == 4 and 503 in statuses["hub-a-ana"], statuses  # per hub
+    assert _dashboard_kernels(hub) <= 1 + 4
+    wait_until(lambda: _dashboard_kernels(hub) == 1, CULL_IDLE_S + 30, "abandoned pages to be culled", interval=1)
+    again = clients["hub-a-vic"].s.get(f"{hub.url}/services/dashboard/", stream=True, timeout=120)
+    assert HubClient._read(again).status_code == 200
+
+
+def test_hub_refuses_a_database_without_passwords(make_tenant: TenantFactory, database_url: str,
+                                                   data_dir: Path) -> None:
+    """Where local users may log in without a password (this machine's PostgreSQL trusts 127.0.0.1, as its
+    facts say), a hub whose servers run as local users must not start, and must name the line to change."""
+    from scope3lib.hub import machine
+
+    tenant = make_tenant()
+    _free_ports(data_dir, tenant.slug)
+    settings = hub_settings.load(data_dir, tenant.slug)
+    if hub_config.spawner_mode(settings) != "local":  # the embedded database: its socket is private
+        assert settings.database_url.startswith("postgresql://") and "host=/" in settings.database_url
+        return
+    probe = ensure_system_user(system_username(tenant.slug, "dashboard"))
+    if not machine.passwordless_login(database_url, probe):
+        machine.check_database_requires_passwords(settings, database_url, probe)  # passwords asked: no refusal
+        return
+    r = subprocess.run([*SCOPE3, "hub", "start", tenant.slug, "--grant-access"], env=scope3_env(database_url, data_dir),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: PostgreSQL lets local users log in as") and "without a password" in line
+    assert "pg_hba.conf line" in line and "scram-sha-256" in line and "allow_passwordless_database" in line

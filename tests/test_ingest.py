@@ -19,11 +19,18 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.engine import Engine
 
 from ingest_service import IngestService
-from scope3lib.meters import devices
 from scope3lib.meters.broker import MqttParams
 from scope3lib.meters.contract import readings_topic
-from scope3lib.tenancy import TenantCredentials
-from tests.conftest import SCOPE3, scope3_env
+from tests.helpers import (
+    INGEST,
+    SCOPE3,
+    TenantFixture,
+    count_readings,
+    rfc3339,
+    scope3_env,
+    start_ingest_service,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.db, pytest.mark.broker]
 
@@ -54,15 +61,12 @@ def publisher(broker: MqttParams) -> Iterator[Publisher]:
 
 @pytest.fixture
 def start_ingest(ingest_url: str, broker: MqttParams) -> Iterator[Callable[..., IngestService]]:
+    """Starts ingest services (connected, subscribed) on the session's broker; stops them after the test."""
     started: list[IngestService] = []
 
     def start(client_id: str | None = None, **kwargs: object) -> IngestService:
         kwargs.setdefault("batch_ms", 50)
-        svc = IngestService(ingest_url, broker, client_id=client_id or f"ingest-{secrets.token_hex(4)}",
-                            **kwargs)  # type: ignore[arg-type]
-        svc.start()
-        assert svc.wait_connected(10)
-        time.sleep(0.3)  # let the SUBACK arrive before anything is published
+        svc = start_ingest_service(ingest_url, broker, client_id=client_id, **kwargs)
         started.append(svc)
         return svc
 
@@ -72,29 +76,12 @@ def start_ingest(ingest_url: str, broker: MqttParams) -> Iterator[Callable[..., 
 
 
 @pytest.fixture
-def device(engine: Engine, tenant_a: TenantCredentials) -> str:
-    key = f"m-{secrets.token_hex(3)}"
-    devices.add_device(engine, tenant_a.slug, key, "CAMX")
-    return key
+def device(tenant_a: TenantFixture) -> str:
+    return tenant_a.add_device().device
 
 
 def ts(minutes_ago: int) -> str:
-    t = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=minutes_ago)
-    return t.isoformat().replace("+00:00", "Z")
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
-
-
-def count_readings(engine: Engine, device: str) -> int:
-    with engine.connect() as c:
-        return int(c.scalar(sa.text("SELECT count(*) FROM readings r JOIN devices d ON d.id = r.device_id "
-                                    "WHERE d.device_key = :k"), {"k": device}))
+    return rfc3339(dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=minutes_ago))
 
 
 def rejects_for(engine: Engine, topic: str) -> list[tuple[bytes, str]]:
@@ -103,7 +90,7 @@ def rejects_for(engine: Engine, topic: str) -> list[tuple[bytes, str]]:
                 c.execute(sa.text("SELECT payload, reason FROM rejects WHERE topic = :t ORDER BY id"), {"t": topic})]
 
 
-def test_readings_land_and_replays_do_not_duplicate(engine: Engine, tenant_a: TenantCredentials, device: str,
+def test_readings_land_and_replays_do_not_duplicate(engine: Engine, tenant_a: TenantFixture, device: str,
                                                      publisher: Publisher, start_ingest: Callable[..., IngestService]
                                                      ) -> None:
     svc = start_ingest()
@@ -112,11 +99,11 @@ def test_readings_land_and_replays_do_not_duplicate(engine: Engine, tenant_a: Te
     batch = {"readings": [{"ts": ts(m), "kwh": m / 10} for m in range(1, 10)]}
     publisher.publish(topic, single)
     publisher.publish(topic, batch)
-    wait_for(lambda: count_readings(engine, device) == 10)
+    wait_until(lambda: count_readings(engine, device) == 10)
     for _ in range(3):  # replays, as after a crash before the acknowledgement
         publisher.publish(topic, single)
         publisher.publish(topic, batch)
-    wait_for(lambda: svc.stats.messages_committed >= 8)
+    wait_until(lambda: svc.stats.messages_committed >= 8)
     assert count_readings(engine, device) == 10
     assert svc.stats.rows_duplicate == 30
     with engine.connect() as c:
@@ -127,13 +114,13 @@ def test_readings_land_and_replays_do_not_duplicate(engine: Engine, tenant_a: Te
     assert row.kwh == 1.25 and row.same and row.seen
 
 
-def test_tenant_sees_its_readings_through_its_own_role(engine: Engine, tenant_a: TenantCredentials,
-                                                       tenant_b: TenantCredentials, device: str,
+def test_tenant_sees_its_readings_through_its_own_role(engine: Engine, tenant_a: TenantFixture,
+                                                       tenant_b: TenantFixture, device: str,
                                                        publisher: Publisher,
                                                        start_ingest: Callable[..., IngestService]) -> None:
     start_ingest()
     publisher.publish(readings_topic(tenant_a.slug, device), {"ts": ts(1), "kwh": 3.0})
-    wait_for(lambda: count_readings(engine, device) == 1)
+    wait_until(lambda: count_readings(engine, device) == 1)
     import psycopg
     sql = "SELECT count(*) FROM readings r JOIN devices d ON d.id = r.device_id WHERE d.device_key = %s"
     with psycopg.connect(tenant_a.database_url) as a, psycopg.connect(tenant_b.database_url) as b:
@@ -157,7 +144,7 @@ INVALID = [
 ]
 
 
-def test_every_kind_of_invalid_message_lands_in_rejects(engine: Engine, tenant_a: TenantCredentials, device: str,
+def test_every_kind_of_invalid_message_lands_in_rejects(engine: Engine, tenant_a: TenantFixture, device: str,
                                                          publisher: Publisher,
                                                          start_ingest: Callable[..., IngestService]) -> None:
     svc = start_ingest()
@@ -168,7 +155,7 @@ def test_every_kind_of_invalid_message_lands_in_rejects(engine: Engine, tenant_a
         sent.append(body)
         publisher.publish(topic, body)
     publisher.publish(topic, {"ts": ts(2), "kwh": 0.5})  # a valid one after them all
-    wait_for(lambda: len(rejects_for(engine, topic)) == len(INVALID) and count_readings(engine, device) == 1)
+    wait_until(lambda: len(rejects_for(engine, topic)) == len(INVALID) and count_readings(engine, device) == 1)
     stored = rejects_for(engine, topic)
     for (payload, reason), (raw, expected) in zip(stored, zip(sent, [r for _, r in INVALID], strict=True),
                                                   strict=True):
@@ -180,12 +167,11 @@ def test_every_kind_of_invalid_message_lands_in_rejects(engine: Engine, tenant_a
         assert tids == [c.scalar(sa.text("SELECT id FROM tenants WHERE slug = 'alpha'"))]
 
 
-def test_unknown_and_foreign_devices_are_rejected(engine: Engine, tenant_a: TenantCredentials,
-                                                   tenant_b: TenantCredentials, publisher: Publisher,
+def test_unknown_and_foreign_devices_are_rejected(engine: Engine, tenant_a: TenantFixture,
+                                                   tenant_b: TenantFixture, publisher: Publisher,
                                                    start_ingest: Callable[..., IngestService]) -> None:
     start_ingest()
-    b_device = f"b-{secrets.token_hex(3)}"
-    devices.add_device(engine, tenant_b.slug, b_device, "GB")
+    b_device = tenant_b.add_device(region="GB", prefix="b").device
     cases = {
         readings_topic(tenant_a.slug, "ghost"): "unknown device 'ghost'",
         readings_topic(tenant_a.slug, b_device): "belongs to another tenant",
@@ -194,12 +180,12 @@ def test_unknown_and_foreign_devices_are_rejected(engine: Engine, tenant_a: Tena
     for topic in cases:
         publisher.publish(topic, {"ts": ts(1), "kwh": 1.0})
     for topic, reason in cases.items():
-        wait_for(lambda t=topic: len(rejects_for(engine, t)) == 1)  # type: ignore[misc]
+        wait_until(lambda t=topic: len(rejects_for(engine, t)) == 1)  # type: ignore[misc]
         assert reason in rejects_for(engine, topic)[0][1]
     assert count_readings(engine, b_device) == 0
 
 
-def test_messages_sent_while_ingest_is_down_arrive_after_restart(engine: Engine, tenant_a: TenantCredentials,
+def test_messages_sent_while_ingest_is_down_arrive_after_restart(engine: Engine, tenant_a: TenantFixture,
                                                                  device: str, publisher: Publisher,
                                                                  start_ingest: Callable[..., IngestService]) -> None:
     client_id = f"ingest-{secrets.token_hex(4)}"
@@ -209,10 +195,10 @@ def test_messages_sent_while_ingest_is_down_arrive_after_restart(engine: Engine,
     for m in range(20):
         publisher.publish(topic, {"ts": ts(m), "kwh": 1.0})
     start_ingest(client_id)
-    wait_for(lambda: count_readings(engine, device) == 20)
+    wait_until(lambda: count_readings(engine, device) == 20)
 
 
-def test_many_messages_in_batches(engine: Engine, tenant_a: TenantCredentials, device: str, broker: MqttParams,
+def test_many_messages_in_batches(engine: Engine, tenant_a: TenantFixture, device: str, broker: MqttParams,
                                   start_ingest: Callable[..., IngestService]) -> None:
     svc = start_ingest(batch_size=300)
     pub = Publisher(broker)
@@ -223,11 +209,11 @@ def test_many_messages_in_batches(engine: Engine, tenant_a: TenantCredentials, d
     for info in infos:
         info.wait_for_publish(30)
     pub.close()
-    wait_for(lambda: count_readings(engine, device) == 3000, timeout=60)
+    wait_until(lambda: count_readings(engine, device) == 3000, timeout=60)
     assert svc.stats.batches >= 10  # batched, not one commit per message
 
 
-def test_ingest_command_stops_cleanly_on_sigterm(database_url: str, data_dir: Path, tenant_a: TenantCredentials,
+def test_ingest_command_stops_cleanly_on_sigterm(database_url: str, data_dir: Path, tenant_a: TenantFixture,
                                                  engine: Engine, device: str, broker: MqttParams,
                                                  publisher: Publisher) -> None:
     env = scope3_env(database_url, data_dir, SCOPE3_MQTT_URL=broker.url(),
@@ -251,7 +237,7 @@ def test_ingest_command_stops_cleanly_on_sigterm(database_url: str, data_dir: Pa
     assert count_readings(engine, device) == 1
 
 
-def test_metrics_and_health_endpoint(engine: Engine, tenant_a: TenantCredentials, device: str, publisher: Publisher,
+def test_metrics_and_health_endpoint(engine: Engine, tenant_a: TenantFixture, device: str, publisher: Publisher,
                                      start_ingest: Callable[..., IngestService]) -> None:
     import urllib.request
 
@@ -259,7 +245,7 @@ def test_metrics_and_health_endpoint(engine: Engine, tenant_a: TenantCredentials
     topic = readings_topic(tenant_a.slug, device)
     publisher.publish(topic, {"ts": ts(1), "kwh": 1.0})
     publisher.publish(topic, b"{oops")
-    wait_for(lambda: svc.stats.messages_committed >= 2)
+    wait_until(lambda: svc.stats.messages_committed >= 2)
     base = f"http://127.0.0.1:{svc.metrics_port}"
     with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
         assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -276,7 +262,7 @@ def test_metrics_and_health_endpoint(engine: Engine, tenant_a: TenantCredentials
         assert r.status == 200 and r.read() == b"mqtt=up database=up\n"
 
 
-def test_stock_paho_path_and_messages_with_properties(engine: Engine, tenant_a: TenantCredentials, device: str,
+def test_stock_paho_path_and_messages_with_properties(engine: Engine, tenant_a: TenantFixture, device: str,
                                                       broker: MqttParams,
                                                       start_ingest: Callable[..., IngestService]) -> None:
     from paho.mqtt.packettypes import PacketTypes
@@ -294,21 +280,18 @@ def test_stock_paho_path_and_messages_with_properties(engine: Engine, tenant_a: 
     pub.publish(topic, json.dumps({"ts": ts(4), "kwh": 2.0}), qos=1).wait_for_publish(10)
     pub.disconnect()
     pub.loop_stop()
-    wait_for(lambda: count_readings(engine, device) == 2)
-    wait_for(lambda: tuned.stats.messages_committed == 2 and untuned.stats.messages_committed == 2)
+    wait_until(lambda: count_readings(engine, device) == 2)
+    wait_until(lambda: tuned.stats.messages_committed == 2 and untuned.stats.messages_committed == 2)
     assert tuned.stats.rows_duplicate + untuned.stats.rows_duplicate == 2  # both got both; stored once
 
 
-def test_back_pressure_bounds_unacknowledged_and_nothing_is_lost(engine: Engine, tenant_a: TenantCredentials,
+def test_back_pressure_bounds_unacknowledged_and_nothing_is_lost(engine: Engine, tenant_a: TenantFixture,
                                                                  device: str, broker: MqttParams,
                                                                  ingest_url: str) -> None:
     client_id = f"bp-{secrets.token_hex(3)}"
     # The database is unreachable: nothing can be committed, so nothing is acknowledged.
-    down = IngestService("postgresql://nobody:x@127.0.0.1:1/none", broker, client_id=client_id, batch_size=50,
-                         batch_ms=20, queue_messages=300)
-    down.start()
-    assert down.wait_connected(10)
-    time.sleep(0.3)
+    down = start_ingest_service("postgresql://nobody:x@127.0.0.1:1/none", broker, client_id=client_id, batch_size=50,
+                                batch_ms=20, queue_messages=300)
     pub = Publisher(broker)
     topic = readings_topic(tenant_a.slug, device)
     base = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=2)
@@ -322,23 +305,19 @@ def test_back_pressure_bounds_unacknowledged_and_nothing_is_lost(engine: Engine,
     up = IngestService(ingest_url, broker, client_id=client_id, batch_ms=20)
     up.start()
     try:
-        wait_for(lambda: count_readings(engine, device) == 2000, timeout=60)
+        wait_until(lambda: count_readings(engine, device) == 2000, timeout=60)
     finally:
         up.stop()
         pub.close()
 
 
-def test_standalone_ingest_logs_json_and_flushes_on_sigterm(engine: Engine, tenant_a: TenantCredentials, device: str,
+def test_standalone_ingest_logs_json_and_flushes_on_sigterm(engine: Engine, tenant_a: TenantFixture, device: str,
                                                             broker: MqttParams, ingest_url: str,
                                                             publisher: Publisher, tmp_path: Path) -> None:
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPE3_")}
-    env.update(SCOPE3_MQTT_URL=broker.url(), SCOPE3_INGEST_DATABASE_URL=ingest_url, SCOPE3_LOG_FORMAT="json",
-               SCOPE3_INGEST_CLIENT_ID=f"js-{secrets.token_hex(3)}", SCOPE3_INGEST_BATCH_MS="3000",
-               SCOPE3_DATA_DIR=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-m", "ingest_service"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    env = scope3_env(None, tmp_path, SCOPE3_MQTT_URL=broker.url(), SCOPE3_INGEST_DATABASE_URL=ingest_url,
+                     SCOPE3_LOG_FORMAT="json", SCOPE3_INGEST_CLIENT_ID=f"js-{secrets.token_hex(3)}",
+                     SCOPE3_INGEST_BATCH_MS="3000")
+    proc = subprocess.Popen(INGEST, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         topic = readings_topic(tenant_a.slug, device)
         deadline = time.monotonic() + 20

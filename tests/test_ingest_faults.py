@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import secrets
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -27,13 +25,21 @@ import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.engine import Engine
 
-from ingest_service import IngestService
 from scope3lib import db, schema, tenancy
-from scope3lib.meters import devices
 from scope3lib.meters.broker import MqttParams
 from scope3lib.meters.contract import readings_topic
-from scope3lib.tenancy import TenantCredentials
-from tests.conftest import REPO, SecureMosquitto
+from tests.helpers import (
+    INGEST,
+    REPO,
+    SecureMosquitto,
+    TenantFactory,
+    TenantFixture,
+    new_slug,
+    rfc3339,
+    scope3_env,
+    start_ingest_service,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.slow]
 
@@ -63,8 +69,7 @@ class Stream:
                 ts = base + dt.timedelta(seconds=j)
                 kwh = round(0.01 * (j % 97) + i, 3)
                 self.expected.add((dev, ts, kwh))
-                self.plan.append((i, dev, json.dumps({"ts": ts.isoformat().replace("+00:00", "Z"),
-                                                      "kwh": kwh}).encode()))
+                self.plan.append((i, dev, json.dumps({"ts": rfc3339(ts), "kwh": kwh}).encode()))
         self.plan.sort(key=lambda p: (p[2], p[0]))  # interleave devices
         self.rate = rate
         self.acked = 0  # PUBACKs: paho keeps what it could not send while disconnected and sends it later
@@ -106,13 +111,6 @@ def stored(url: str, slug: str) -> list[tuple[str, dt.datetime, float]]:
             "JOIN tenants t ON t.id = d.tenant_id WHERE t.slug = %s", (slug,))]
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
-
-
 def assert_exactly_once(rows: list[tuple[str, dt.datetime, float]], expected: set[tuple[str, dt.datetime, float]]
                         ) -> None:
     assert len(rows) == len(expected), f"{len(rows)} rows for {len(expected)} readings"
@@ -120,27 +118,25 @@ def assert_exactly_once(rows: list[tuple[str, dt.datetime, float]], expected: se
 
 
 def ingest_process(mqtt_url: str, ingest_url: str, client_id: str, workdir: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOPE3_")}
-    env.update(SCOPE3_MQTT_URL=mqtt_url, SCOPE3_INGEST_DATABASE_URL=ingest_url, SCOPE3_INGEST_CLIENT_ID=client_id,
-               SCOPE3_INGEST_BATCH_SIZE="200", SCOPE3_INGEST_BATCH_MS="50", SCOPE3_DATA_DIR=str(workdir))
+    env = scope3_env(None, workdir, SCOPE3_MQTT_URL=mqtt_url, SCOPE3_INGEST_DATABASE_URL=ingest_url,
+                     SCOPE3_INGEST_CLIENT_ID=client_id, SCOPE3_INGEST_BATCH_SIZE="200", SCOPE3_INGEST_BATCH_MS="50")
     log = open(workdir / f"ingest-{client_id}.log", "ab")  # noqa: SIM115 - kept open for the process
-    return subprocess.Popen([sys.executable, "-m", "ingest_service"], env=env, stdout=log, stderr=log, cwd=REPO)
+    return subprocess.Popen(INGEST, env=env, stdout=log, stderr=log, cwd=REPO)
 
 
 @pytest.fixture
-def device_creds(engine: Engine, tenant_a: TenantCredentials,
+def device_creds(engine: Engine, tenant_a: TenantFixture,
                  secure_broker: SecureMosquitto) -> dict[str, tuple[str | None, str | None]]:
     creds: dict[str, tuple[str | None, str | None]] = {}
     for _ in range(4):
-        k = f"f-{secrets.token_hex(3)}"
-        c = devices.add_device(engine, tenant_a.slug, k, "CAMX")
-        creds[k] = (c.mqtt_username, c.mqtt_password)
+        c = tenant_a.add_device(prefix="f")
+        creds[c.device] = (c.mqtt_username, c.mqtt_password)
     secure_broker.files.sync(engine)
     time.sleep(0.3)  # let Mosquitto apply the reload
     return creds
 
 
-def test_ingest_killed_mid_stream_stores_everything_once(engine: Engine, tenant_a: TenantCredentials,
+def test_ingest_killed_mid_stream_stores_everything_once(engine: Engine, tenant_a: TenantFixture,
                                                          secure_broker: SecureMosquitto, ingest_url: str,
                                                          device_creds: dict[str, tuple[str | None, str | None]],
                                                          tmp_path: Path) -> None:
@@ -168,15 +164,11 @@ def test_ingest_killed_mid_stream_stores_everything_once(engine: Engine, tenant_
         proc.wait(30)
 
 
-def test_broker_restart_mid_stream_loses_nothing(engine: Engine, tenant_a: TenantCredentials,
+def test_broker_restart_mid_stream_loses_nothing(engine: Engine, tenant_a: TenantFixture,
                                                  secure_broker: SecureMosquitto, ingest_url: str,
                                                  device_creds: dict[str, tuple[str | None, str | None]]) -> None:
-    svc = IngestService(ingest_url, secure_broker.params, client_id=f"brk-{secrets.token_hex(3)}", batch_size=200,
-                        batch_ms=50)
-    svc.start()
+    svc = start_ingest_service(ingest_url, secure_broker.params, prefix="brk", batch_size=200, batch_ms=50)
     try:
-        assert svc.wait_connected(10)
-        time.sleep(0.3)
         stream = Stream(secure_broker.port, tenant_a.slug, device_creds, per_device=750, rate=1500).start()
         total = len(stream.expected)
         wait_until(lambda: svc.stats.rows_written >= total // 4, 60, "nothing stored before the restart")
@@ -229,21 +221,15 @@ def test_postgres_restart_mid_stream_loses_nothing(private_postgres: PrivatePost
     engine = db.create_engine(private_postgres.admin_url)
     try:
         schema.upgrade(engine)
-        slug = f"pg{secrets.token_hex(3)}"
-        tenancy.create_tenant(engine, tmp_path, slug, "Fault", "enterprise")
-        creds: dict[str, tuple[str | None, str | None]] = {}
-        for _ in range(3):
-            k = f"p-{secrets.token_hex(3)}"
-            devices.add_device(engine, slug, k, "GB")
-            creds[k] = (None, None)  # the anonymous test broker
+        with TenantFactory(engine, tmp_path) as make_tenant:
+            tenant = make_tenant(new_slug("pg"), name="Fault", meters=3, meter_region="GB")
+        slug = tenant.slug
+        creds: dict[str, tuple[str | None, str | None]] = dict.fromkeys(tenant.meters, (None, None))  # anonymous
         ingest_url = tenancy.ingest_database_url(engine, tmp_path)
     finally:
         engine.dispose()
-    svc = IngestService(ingest_url, broker, client_id=f"pgr-{secrets.token_hex(3)}", batch_size=200, batch_ms=50)
-    svc.start()
+    svc = start_ingest_service(ingest_url, broker, prefix="pgr", batch_size=200, batch_ms=50)
     try:
-        assert svc.wait_connected(10)
-        time.sleep(0.3)
         stream = Stream(broker.port, slug, creds, per_device=1000, rate=1500).start()
         total = len(stream.expected)
         wait_until(lambda: svc.stats.rows_written >= total // 4, 60, "nothing stored before the restart")

@@ -23,21 +23,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.engine import Engine
 
 from ingest_service import IngestService
-from scope3lib.meters import devices
-from scope3lib.tenancy import TenantCredentials
-from tests.conftest import SecureMosquitto
+from tests.helpers import SecureMosquitto, TenantFixture, count_readings, rfc3339, start_ingest_service
 
 pytestmark = [pytest.mark.db, pytest.mark.broker, pytest.mark.slow]
 
 NOW = dt.datetime.now(dt.UTC)
 
 
-def iso(t: dt.datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
-
-
 def valid_ts() -> str:
-    return iso(NOW - dt.timedelta(hours=1))
+    return rfc3339(NOW - dt.timedelta(hours=1))
 
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10), st.text(max_size=8),
@@ -69,9 +63,9 @@ megabyte = st.tuples(st.integers(1_048_577, 1_300_000), st.sampled_from([b" ", b
     lambda t: (t[1] * t[0], "exceeds the 1048576-byte limit"))
 bad_utf8 = st.binary(min_size=1, max_size=64).filter(lambda b: not _decodes(b)).map(lambda b: (b, "not UTF-8"))
 far_future = st.datetimes(min_value=dt.datetime(2100, 1, 1), max_value=dt.datetime(9999, 12, 31)).map(
-    lambda t: (json.dumps({"ts": iso(t.replace(tzinfo=dt.UTC)), "kwh": 1}).encode(), "in the future"))
+    lambda t: (json.dumps({"ts": rfc3339(t.replace(tzinfo=dt.UTC)), "kwh": 1}).encode(), "in the future"))
 far_past = st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(2020, 1, 1)).map(
-    lambda t: (json.dumps({"ts": iso(t.replace(tzinfo=dt.UTC)), "kwh": 1}).encode(), "older than"))
+    lambda t: (json.dumps({"ts": rfc3339(t.replace(tzinfo=dt.UTC)), "kwh": 1}).encode(), "older than"))
 bad_payloads = st.one_of(wrong_type_ts, wrong_type_kwh, huge_numbers, non_finite, negative, deep, megabyte, bad_utf8,
                          far_future, far_past)
 
@@ -101,23 +95,19 @@ class Rig:
     def valid(self) -> tuple[bytes, dt.datetime]:
         self.next_second += 1
         ts = (NOW - dt.timedelta(days=2)).replace(microsecond=0) + dt.timedelta(seconds=self.next_second)
-        return json.dumps({"ts": iso(ts), "kwh": 0.5}).encode(), ts
+        return json.dumps({"ts": rfc3339(ts), "kwh": 0.5}).encode(), ts
 
     def counts(self) -> tuple[int, int]:
         with self.engine.connect() as c:
             rejects = c.scalar(sa.text("SELECT count(*) FROM rejects WHERE topic = :t"), {"t": self.topic})
-            readings = c.scalar(sa.text("SELECT count(*) FROM readings r JOIN devices d ON d.id = r.device_id "
-                                        "WHERE d.device_key = :k"), {"k": self.device})
-        return int(rejects or 0), int(readings or 0)
+        return int(rejects or 0), count_readings(self.engine, self.device)
 
 
 @pytest.fixture(scope="module")
-def rig(engine: Engine, tenant_a: TenantCredentials, secure_broker: SecureMosquitto, ingest_url: str) -> Iterator[Rig]:
-    key = f"h-{secrets.token_hex(3)}"
-    creds = devices.add_device(engine, tenant_a.slug, key, "CAMX", broker=secure_broker.files)
-    svc = IngestService(ingest_url, secure_broker.params, client_id=f"hyp-{secrets.token_hex(3)}", batch_ms=30)
-    svc.start()
-    assert svc.wait_connected(10)
+def rig(engine: Engine, tenant_a: TenantFixture, secure_broker: SecureMosquitto, ingest_url: str) -> Iterator[Rig]:
+    creds = tenant_a.add_device(prefix="h", broker=secure_broker.files)
+    key = creds.device
+    svc = start_ingest_service(ingest_url, secure_broker.params, prefix="hyp", batch_ms=30)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"hyp-pub-{secrets.token_hex(3)}",
                          protocol=mqtt.MQTTv311)
     client.username_pw_set(creds.mqtt_username, creds.mqtt_password)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,38 +11,30 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from scope3lib import db, demo, tenancy
+from scope3lib import demo
 from scope3lib.accounting import inventory, uncertainty
-from scope3lib.accounting.calculation import INPUT_COLUMNS
 from scope3lib.categories import CATEGORIES, Method
 from scope3lib.errors import ActivityImportError, PeriodError
 from scope3lib.factors import FactorDataset, builtin_factors, store
-from scope3lib.tenancy import TenantCredentials
-
-from .conftest import SCOPE3, scope3_env
+from tests.helpers import TenantFactory, TenantFixture, activity_frame, run_cli
 
 pytestmark = pytest.mark.db
 
 
 @pytest.fixture(scope="module")
-def demo_tenant(engine: Engine, data_dir: Path) -> Iterator[tuple[TenantCredentials, demo.DemoData]]:
-    slug = "inv-demo"
-    creds = tenancy.create_tenant(engine, data_dir, slug, "Inventory Demo", "enterprise")
-    profile = replace(demo.DEMO_TENANTS[0], slug=slug, suppliers=120, devices=2)
-    data = demo.generate(profile)
-    demo.load(engine, slug, data)
-    yield creds, data
+def demo_tenant(make_module_tenant: TenantFactory) -> TenantFixture:
+    """The first demo tenant's data, 120 suppliers and 2 meters; shared by the module's tests in order."""
+    return make_module_tenant("inv-demo", name="Inventory Demo", demo_profile=demo.DEMO_TENANTS[0], suppliers=120,
+                              devices=2)
 
 
 @pytest.fixture
-def tenant_engine(demo_tenant: tuple[TenantCredentials, demo.DemoData]) -> Iterator[Engine]:
-    e = db.create_engine(demo_tenant[0].database_url)
-    yield e
-    e.dispose()
+def tenant_engine(demo_tenant: TenantFixture) -> Engine:
+    return demo_tenant.engine
 
 
-def test_summary_on_demo_data(tenant_engine: Engine, demo_tenant: tuple[TenantCredentials, demo.DemoData]) -> None:
-    data = demo_tenant[1]
+def test_summary_on_demo_data(tenant_engine: Engine, demo_tenant: TenantFixture) -> None:
+    data = demo_tenant.data
     s = inventory.summary(tenant_engine, "2025-01-01", "2025-12-31", exclusions={14: "no franchises"})
     assert list(s.index) == list(range(1, 16))
     expected = data.entries.groupby("category")["kg_co2e"].sum()
@@ -112,19 +102,16 @@ def test_frozen_for_the_admin_too(engine: Engine, tenant_engine: Engine) -> None
         conn.execute(sa.text("UPDATE emission_entries SET kg_co2e = 0 WHERE period_start = '2025-01-01'"))
 
 
-def test_periods_are_isolated(tenant_engine: Engine, tenant_b: TenantCredentials) -> None:
-    other = db.create_engine(tenant_b.database_url)
-    try:
-        assert "2025-H1" in set(inventory.periods(tenant_engine)["label"])
-        assert inventory.periods(other).empty
-        with other.begin() as conn:
-            assert conn.execute(sa.text("UPDATE periods SET label = 'x'")).rowcount == 0
-            assert conn.scalar(sa.text("SELECT count(*) FROM period_recalculations")) == 0
-        inventory.create_period(other, "2025-H1", "2025-01-01", "2025-06-30")  # same label, other tenant
-        with pytest.raises(PeriodError, match="no period"):
-            inventory.recalculate(other, "2025-H2", "epa-useeio", "1.3.0")
-    finally:
-        other.dispose()
+def test_periods_are_isolated(tenant_engine: Engine, tenant_b: TenantFixture) -> None:
+    other = tenant_b.engine
+    assert "2025-H1" in set(inventory.periods(tenant_engine)["label"])
+    assert inventory.periods(other).empty
+    with other.begin() as conn:
+        assert conn.execute(sa.text("UPDATE periods SET label = 'x'")).rowcount == 0
+        assert conn.scalar(sa.text("SELECT count(*) FROM period_recalculations")) == 0
+    inventory.create_period(other, "2025-H1", "2025-01-01", "2025-06-30")  # same label, other tenant
+    with pytest.raises(PeriodError, match="no period"):
+        inventory.recalculate(other, "2025-H2", "epa-useeio", "1.3.0")
 
 
 @pytest.fixture
@@ -185,17 +172,12 @@ def test_recalculation_reports_then_applies_to_a_closed_period(tenant_engine: En
         conn.execute(sa.text("UPDATE emission_entries SET kg_co2e = 0 WHERE period_start = '2025-03-01'"))
 
 
-def _activity(rows: list[dict[str, object]]) -> pd.DataFrame:
-    return pd.DataFrame([{**dict.fromkeys(INPUT_COLUMNS, ""), **r} for r in rows])
-
-
-def test_import_is_all_or_nothing_with_line_numbers(tenant_engine: Engine,
-                                                    demo_tenant: tuple[TenantCredentials, demo.DemoData]) -> None:
-    supplier = demo_tenant[1].suppliers["name"].iloc[0]
+def test_import_is_all_or_nothing_with_line_numbers(tenant_engine: Engine, demo_tenant: TenantFixture) -> None:
+    supplier = demo_tenant.data.suppliers["name"].iloc[0]
     good = {"category": 1, "method": "spend_based", "factor_source": "epa-useeio", "factor_key": "327310",
             "factor_version": "1.3.0", "spend": "1000", "currency": "USD", "spend_year": "2022",
             "supplier": supplier, "period_start": "2025-10-01", "period_end": "2025-10-31"}
-    rows = _activity([
+    rows = activity_frame([
         good,
         {**good, "currency": "GBP", "spend_year": "2025"},
         {**good, "supplier": "Nobody Ltd"},
@@ -213,7 +195,7 @@ def test_import_is_all_or_nothing_with_line_numbers(tenant_engine: Engine,
     assert "period_end is required" in problems[6]
     assert "4 of 5 rows refused; nothing was imported" in str(err.value)
     assert set(inventory.entries(tenant_engine)["id"]) == before_ids
-    done = inventory.import_activity(tenant_engine, _activity([good, {**good, "spend": "500"}]))
+    done = inventory.import_activity(tenant_engine, activity_frame([good, {**good, "spend": "500"}]))
     assert done.rows == 2 and done.kg_co2e == pytest.approx(1500 * 3.924)
     after = inventory.entries(tenant_engine)
     new = after[~after["id"].isin(before_ids)].sort_values("id")
@@ -223,28 +205,24 @@ def test_import_is_all_or_nothing_with_line_numbers(tenant_engine: Engine,
 
 
 def test_cli_calc_and_import_activity(database_url: str, data_dir: Path, tmp_path: Path,
-                                      demo_tenant: tuple[TenantCredentials, demo.DemoData]) -> None:
-    env = scope3_env(database_url, data_dir)
-    supplier = demo_tenant[1].suppliers["name"].iloc[1]
+                                      demo_tenant: TenantFixture) -> None:
+    supplier = demo_tenant.data.suppliers["name"].iloc[1]
     good = {"category": 1, "method": "average_data", "quantity": "2", "unit": "MWh", "factor_source": "egrid",
             "factor_key": "CAMX", "supplier": supplier, "period_start": "2025-11-01", "period_end": "2025-11-30"}
     path = tmp_path / "acts.csv"
-    _activity([good, {**good, "unit": "kg"}]).to_csv(path, index=False)
+    activity_frame([good, {**good, "unit": "kg"}]).to_csv(path, index=False)
     out = tmp_path / "out.csv"
-    calc = subprocess.run([*SCOPE3, "calc", str(path), "--out", str(out)], env=env, capture_output=True, text=True,
-                          timeout=300)
+    calc = run_cli(database_url, data_dir, "calc", str(path), "--out", str(out))
     assert calc.returncode == 1, calc.stderr
     assert "line 3: unit 'kg' cannot be converted" in calc.stderr
     result = pd.read_csv(out, keep_default_na=False)
     assert float(result.loc[0, "kg_co2e"]) == pytest.approx(2000 * 0.195037)
     assert result.loc[0, "factor_version"] == 2023 or str(result.loc[0, "factor_version"]) == "2023"
-    imp = subprocess.run([*SCOPE3, "import", "activity", "inv-demo", str(path)], env=env, capture_output=True,
-                         text=True, timeout=300)
+    imp = run_cli(database_url, data_dir, "import", "activity", demo_tenant.slug, str(path))
     assert imp.returncode == 1 and "line 3:" in imp.stderr and "nothing was imported" in imp.stderr
     xlsx = tmp_path / "acts.xlsx"
-    _activity([good]).to_excel(xlsx, index=False)
-    ok = subprocess.run([*SCOPE3, "import", "activity", "inv-demo", str(xlsx)], env=env, capture_output=True,
-                        text=True, timeout=300)
+    activity_frame([good]).to_excel(xlsx, index=False)
+    ok = run_cli(database_url, data_dir, "import", "activity", demo_tenant.slug, str(xlsx))
     assert ok.returncode == 0, ok.stderr
     assert "imported 1 rows" in ok.stdout
 

@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from scope3lib import schema
-from scope3lib.meters import devices
-from scope3lib.tenancy import TenantCredentials, add_user
+from tests.helpers import TenantFixture, inventory_data, write_readings
 
 pytestmark = pytest.mark.db
 
@@ -20,34 +19,31 @@ TENANT_TABLES = ["suppliers", "emission_entries", "devices", "readings", "reject
 
 
 @pytest.fixture(scope="module")
-def seeded(engine: Engine, tenant_a: TenantCredentials, tenant_b: TenantCredentials) -> dict[str, dict[str, int]]:
+def seeded(engine: Engine, tenant_a: TenantFixture, tenant_b: TenantFixture) -> dict[str, dict[str, int]]:
     """One row of every kind for each tenant, written by the admin; returns their ids."""
     ids: dict[str, dict[str, int]] = {}
-    for creds in (tenant_a, tenant_b):
-        slug = creds.slug
-        add_user(engine, slug, f"{slug}-user", "member", "password-123")
-        devices.add_device(engine, slug, f"{slug}-meter", "CAMX")
-        with engine.begin() as conn:
-            tid = conn.scalar(sa.text("SELECT id FROM tenants WHERE slug = :s"), {"s": slug})
-            sid = conn.scalar(sa.text(
-                "INSERT INTO suppliers (tenant_id, name, naics_code, country, annual_spend, spend_currency) "
-                "VALUES (:t, :n, '327310', 'US', 1000, 'USD') RETURNING id"), {"t": tid, "n": f"{slug} Cement"})
-            eid = conn.scalar(sa.text(
-                "INSERT INTO emission_entries (tenant_id, category, period_start, period_end, method, supplier_id, "
-                "spend, spend_currency, spend_year, kg_co2e, data_source, data_quality) VALUES "
-                "(:t, 1, '2025-01-01', '2025-01-31', 'spend_based', :s, 1000, 'USD', 2022, 3924, 'import', 4) "
-                "RETURNING id"), {"t": tid, "s": sid})
-            did = conn.scalar(sa.text("SELECT id FROM devices WHERE tenant_id = :t"), {"t": tid})
-            conn.execute(sa.text("INSERT INTO readings (device_id, ts, tenant_id, kwh) VALUES (:d, :ts, :t, 1.5)"),
-                         {"d": did, "ts": dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "t": tid})
+    for tenant in (tenant_a, tenant_b):
+        slug = tenant.slug
+        supplier, meter = f"{slug} Cement", f"{slug}-meter"
+        tenant.add_user(f"{slug}-user", "member")
+        tenant.load(inventory_data(
+            [{"name": supplier, "naics_code": "327310", "country": "US", "annual_spend": 1000,
+              "spend_currency": "USD"}],
+            [{"supplier": supplier, "category": 1, "period_start": dt.date(2025, 1, 1),
+              "period_end": dt.date(2025, 1, 31), "method": "spend_based", "spend": 1000, "spend_currency": "USD",
+              "spend_year": 2022, "kg_co2e": 3924, "data_source": "import", "data_quality": 4}],
+            [{"device_key": meter, "supplier": None, "grid_region": "CAMX", "category": 1}]))
+        write_readings(engine, slug, meter, [(dt.datetime(2026, 1, 1, tzinfo=dt.UTC), 1.5)])
+        with engine.begin() as conn:  # a message the ingest refused, as it records one
             conn.execute(sa.text("INSERT INTO rejects (topic, tenant_id, payload, reason) VALUES "
-                                 "('scope3/x/y/readings', :t, 'x', 'test')"), {"t": tid})
-            ids[slug] = {"tenant": tid, "supplier": sid, "entry": eid, "device": did}
+                                 "('scope3/x/y/readings', :t, 'x', 'test')"), {"t": tenant.tenant_id})
+        ids[slug] = {"tenant": tenant.tenant_id, "supplier": tenant.supplier_ids[supplier],
+                     "entry": tenant.entry_ids[-1], "device": tenant.device_ids[meter]}
     return ids
 
 
 @pytest.fixture
-def conn_a(tenant_a: TenantCredentials, seeded: object) -> Iterator[psycopg.Connection]:
+def conn_a(tenant_a: TenantFixture, seeded: object) -> Iterator[psycopg.Connection]:
     with psycopg.connect(tenant_a.database_url, autocommit=True) as c:
         yield c
 
@@ -114,7 +110,7 @@ def test_copy_to_applies_row_security(conn_a: psycopg.Connection) -> None:
     assert "beta" not in names and "alpha" in names
 
 
-def test_role_switching_is_refused_or_sees_nothing(conn_a: psycopg.Connection, tenant_b: TenantCredentials,
+def test_role_switching_is_refused_or_sees_nothing(conn_a: psycopg.Connection, tenant_b: TenantFixture,
                                                    engine: Engine) -> None:
     assert "permission denied" in _denied(conn_a, f'SET ROLE "{tenant_b.role}"')
     assert "permission denied" in _denied(conn_a, "SET ROLE postgres")
@@ -170,7 +166,7 @@ def test_statistics_do_not_leak_other_tenants(conn_a: psycopg.Connection, engine
     assert all("beta" not in str(v) for v in vals)
 
 
-def test_read_only_role_cannot_write(tenant_a: TenantCredentials, seeded: dict[str, dict[str, int]]) -> None:
+def test_read_only_role_cannot_write(tenant_a: TenantFixture, seeded: dict[str, dict[str, int]]) -> None:
     with psycopg.connect(tenant_a.database_url_readonly, autocommit=True) as ro:
         assert ro.execute("SELECT count(*) FROM suppliers").fetchone() == (1,)
         for sql in ("INSERT INTO suppliers (tenant_id, name) VALUES (%s, 'x')",

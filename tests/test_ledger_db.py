@@ -21,18 +21,15 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg.rows import dict_row
 from sqlalchemy.engine import Engine
 
-from scope3lib import db, ledger, tenancy
-from scope3lib.cli import main
+from scope3lib import db, ledger
 from scope3lib.errors import LedgerError, LedgerInconsistent, UnknownTenant
 from scope3lib.ledger import log as ledger_log
 from scope3lib.ledger.log import Kind
-from scope3lib.tenancy import TenantCredentials
-from tests.conftest import SCOPE3, scope3_env
+from tests.helpers import TenantFactory, TenantFixture, invoke_cli, run_cli, scope3_env
 
 pytestmark = pytest.mark.db
 
@@ -49,15 +46,16 @@ def entry_values(i: int) -> dict[str, Any]:
             "description": f"purchase {i}", "quantity": 10.0 + i / 7, "spend": f"{1000 + i}.50", "kg": 3.5 * i + 0.1}
 
 
-def add_entries(creds: TenantCredentials, n: int, start: int = 0) -> list[int]:
+def add_entries(creds: TenantFixture, n: int, start: int = 0) -> list[int]:
     """Insert entries through the tenant's own role, as an analyst would."""
     with psycopg.connect(creds.database_url) as c:
         return [c.execute(_INSERT, entry_values(start + i)).fetchone()[0] for i in range(n)]  # type: ignore[index]
 
 
 @pytest.fixture
-def tenant(engine: Engine, data_dir: Path, new_slug: str) -> TenantCredentials:
-    return tenancy.create_tenant(engine, data_dir, new_slug, new_slug.title(), "enterprise")
+def tenant(make_tenant: TenantFactory) -> TenantFixture:
+    """An empty tenant of the test's own: entries are added through its role, as an analyst would."""
+    return make_tenant()
 
 
 @pytest.fixture
@@ -82,7 +80,7 @@ def leaves(engine: Engine, slug: str) -> list[dict[str, Any]]:
 # --- appending -----------------------------------------------------------------------------------
 
 
-def test_every_change_appends_a_leaf_written_by_the_database(engine: Engine, tenant: TenantCredentials) -> None:
+def test_every_change_appends_a_leaf_written_by_the_database(engine: Engine, tenant: TenantFixture) -> None:
     ids = add_entries(tenant, 3)
     with psycopg.connect(tenant.database_url) as c:
         c.execute("UPDATE emission_entries SET kg_co2e = 99.5 WHERE id = %s", (ids[0],))
@@ -112,7 +110,7 @@ def test_every_change_appends_a_leaf_written_by_the_database(engine: Engine, ten
     assert ledger_log.verify(engine, tenant.slug).discrepancies == ()
 
 
-def test_unknown_update_event_is_refused(tenant: TenantCredentials) -> None:
+def test_unknown_update_event_is_refused(tenant: TenantFixture) -> None:
     ids = add_entries(tenant, 1)
     with psycopg.connect(tenant.database_url) as c:
         c.execute("SELECT set_config('scope3.ledger_event', 'backdate', true)")
@@ -120,9 +118,9 @@ def test_unknown_update_event_is_refused(tenant: TenantCredentials) -> None:
             c.execute("UPDATE emission_entries SET kg_co2e = 1 WHERE id = %s", (ids[0],))
 
 
-def test_annotate_labels_a_transactions_updates_and_history_lists_them(tenant: TenantCredentials) -> None:
+def test_annotate_labels_a_transactions_updates_and_history_lists_them(tenant: TenantFixture) -> None:
     ids = add_entries(tenant, 1)
-    analyst = db.create_engine(tenant.database_url)
+    analyst = tenant.engine
     with analyst.begin() as conn:
         ledger_log.annotate(conn, "recalculate", "EPA USEEIO v1.3 -> v1.4")
         conn.execute(sa.text("UPDATE emission_entries SET kg_co2e = 8 WHERE id = :i"), {"i": ids[0]})
@@ -159,7 +157,7 @@ def test_numbers_render_the_same_in_postgresql_and_python(engine: Engine) -> Non
         assert got == [ledger.format_number(Decimal(d)) for d in decimals]
 
 
-def test_canonical_entries_agree_with_python_whatever_the_session(engine: Engine, tenant: TenantCredentials) -> None:
+def test_canonical_entries_agree_with_python_whatever_the_session(engine: Engine, tenant: TenantFixture) -> None:
     tricky = ["quote\" back\\ tab\t nl\n ctl\x01 é 😀 \u2028", "", "plain"]
     with psycopg.connect(tenant.database_url) as c:
         # Session settings that change how PostgreSQL prints timestamps and floats: the trigger pins its own.
@@ -178,7 +176,7 @@ def test_canonical_entries_agree_with_python_whatever_the_session(engine: Engine
         assert json.loads(logged)["description"] == row["description"]
 
 
-def test_a_column_added_later_is_covered(engine: Engine, tenant: TenantCredentials) -> None:
+def test_a_column_added_later_is_covered(engine: Engine, tenant: TenantFixture) -> None:
     """A migration adding a column: the trigger notices its compiled rendering is stale and uses the
     generated one (which verification uses too) until ``ledger_refresh()`` recompiles it."""
     with psycopg.connect(db.libpq_url(engine.url)) as c:  # one transaction, rolled back
@@ -208,7 +206,7 @@ def test_pinned_settings_match_the_trigger_function(engine: Engine) -> None:
     assert {k.lower(): v for k, v in pinned.items()} == {k.lower(): v for k, v in ledger_log.SESSION_SETTINGS}
 
 
-def test_concurrent_writers_get_gap_free_ordered_indices(engine: Engine, tenant: TenantCredentials) -> None:
+def test_concurrent_writers_get_gap_free_ordered_indices(engine: Engine, tenant: TenantFixture) -> None:
     errors: list[BaseException] = []
 
     def writer(k: int) -> None:
@@ -239,7 +237,7 @@ def test_concurrent_writers_get_gap_free_ordered_indices(engine: Engine, tenant:
 # --- append-only, for every role -----------------------------------------------------------------
 
 
-def test_tenant_roles_cannot_write_the_log(engine: Engine, tenant: TenantCredentials) -> None:
+def test_tenant_roles_cannot_write_the_log(engine: Engine, tenant: TenantFixture) -> None:
     add_entries(tenant, 1)
     for url in (tenant.database_url, tenant.database_url_readonly):
         with psycopg.connect(url, autocommit=True) as c:
@@ -251,7 +249,7 @@ def test_tenant_roles_cannot_write_the_log(engine: Engine, tenant: TenantCredent
     assert len(leaves(engine, tenant.slug)) == 1
 
 
-def test_the_admin_cannot_update_or_delete_the_log_either(engine: Engine, tenant: TenantCredentials) -> None:
+def test_the_admin_cannot_update_or_delete_the_log_either(engine: Engine, tenant: TenantFixture) -> None:
     add_entries(tenant, 1)
     with psycopg.connect(db.libpq_url(engine.url), autocommit=True) as c:
         for table in ("ledger_leaves", "ledger_checkpoints", "ledger_keys"):
@@ -274,8 +272,9 @@ def test_the_admin_cannot_update_or_delete_the_log_either(engine: Engine, tenant
     assert len(leaves(engine, tenant.slug)) == 1
 
 
-def test_tenants_see_only_their_own_log(engine: Engine, data_dir: Path, tenant: TenantCredentials) -> None:
-    tenant_b = tenancy.create_tenant(engine, data_dir, tenant.slug + "b", "Other", "enterprise")
+def test_tenants_see_only_their_own_log(engine: Engine, data_dir: Path, tenant: TenantFixture,
+                                        make_tenant: TenantFactory) -> None:
+    tenant_b = make_tenant(tenant.slug + "b", name="Other")
     add_entries(tenant, 2)
     add_entries(tenant_b, 3)
     ledger_log.checkpoint(engine, data_dir, tenant.slug)
@@ -287,52 +286,39 @@ def test_tenants_see_only_their_own_log(engine: Engine, data_dir: Path, tenant: 
                 owners = {r[0] for r in c.execute(f"SELECT tenant_id FROM {table}")}
                 assert owners == {mine}, table
             assert c.execute("SELECT count(*) FROM ledger_leaves").fetchone() == (2,)
-    report = ledger_log.verify(db.create_engine(tenant.database_url_readonly))
+    report = ledger_log.verify(tenant.readonly)
     assert (report.tenant, report.log_size, report.entries) == (tenant.slug, 2, 2)
     with pytest.raises(UnknownTenant):  # another tenant's slug is unknown to this role
-        ledger_log.verify(db.create_engine(tenant.database_url_readonly), tenant_b.slug)
+        ledger_log.verify(tenant.readonly, tenant_b.slug)
 
 
 # --- checkpoints, proofs, the offline audit --------------------------------------------------------
-
-
-def run(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The CLI as a user runs it, in its own process (for the offline audit: a fresh interpreter)."""
-    return subprocess.run([*SCOPE3, *args], capture_output=True, text=True, timeout=120,
-                          env=scope3_env(database_url, data_dir))
-
-
-def cli(database_url: str, data_dir: Path, *args: str) -> Result:
-    """The CLI in this process: the same commands without paying the package's import time each time."""
-    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("SCOPE3_")}
-    env.update(SCOPE3_DATABASE_URL=database_url, SCOPE3_DATA_DIR=str(data_dir))
-    return CliRunner().invoke(main, list(args), env=env)
 
 
 NOWHERE = "postgresql://nobody:nothing@127.0.0.1:1/nowhere"
 
 
 def test_checkpoint_prove_and_audit_offline(engine: Engine, database_url: str, data_dir: Path, tmp_path: Path,
-                                            tenant: TenantCredentials) -> None:
+                                            tenant: TenantFixture) -> None:
     ids = add_entries(tenant, 11)
-    r = cli(database_url, data_dir, "ledger", "checkpoint", tenant.slug)
+    r = invoke_cli(database_url, data_dir, "ledger", "checkpoint", tenant.slug)
     assert r.exit_code == 0, r.output
     assert r.stdout.split("\n")[1] == "11" and "\n\n\u2014 scope3-ledger/" in r.stdout
     key_file = data_dir / "tenants" / tenant.slug / "ledger_ed25519.pem"
     assert key_file.stat().st_mode & 0o077 == 0
-    (tmp_path / "key.pem").write_text(cli(database_url, data_dir, "ledger", "public-key", tenant.slug).stdout)
-    vkey = cli(database_url, data_dir, "ledger", "public-key", tenant.slug, "--format", "note").stdout.strip()
+    (tmp_path / "key.pem").write_text(invoke_cli(database_url, data_dir, "ledger", "public-key", tenant.slug).stdout)
+    vkey = invoke_cli(database_url, data_dir, "ledger", "public-key", tenant.slug, "--format", "note").stdout.strip()
     assert vkey.startswith("scope3-ledger/") and vkey.count("+") >= 2
 
     out = tmp_path / "proof"
-    r = cli(database_url, data_dir, "ledger", "prove", tenant.slug, str(ids[4]), "--out", str(out))
+    r = invoke_cli(database_url, data_dir, "ledger", "prove", tenant.slug, str(ids[4]), "--out", str(out))
     assert r.exit_code == 0, r.output
     files = [out / "checkpoint.txt", out / "proof.json", out / "entry.json"]
     assert r.stdout.split() == [str(f) for f in files]
     assert json.loads((out / "entry.json").read_bytes())["entry"]["id"] == ids[4]
 
     # No database at all: the URL points nowhere, and the audit neither connects nor imports the DB half.
-    proc = run(NOWHERE, tmp_path / "no-data", "ledger", "audit", *map(str, files),
+    proc = run_cli(NOWHERE, tmp_path / "no-data", "ledger", "audit", *map(str, files),
                "--public-key", str(tmp_path / "key.pem"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"OK: entry {ids[4]} (create") and "at tree size 11" in proc.stdout
@@ -350,25 +336,25 @@ def test_checkpoint_prove_and_audit_offline(engine: Engine, database_url: str, d
     (tmp_path / "forged.txt").write_text(forged)
     for args, words in (((files[0], files[1], tmp_path / "entry.json"), "does not hash"),
                         ((tmp_path / "forged.txt", files[1], files[2]), "does not verify")):
-        proc = run(NOWHERE, tmp_path, "ledger", "audit", *map(str, args), "--public-key", vkey)
+        proc = run_cli(NOWHERE, tmp_path, "ledger", "audit", *map(str, args), "--public-key", vkey)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr and words in proc.stderr, proc
         assert len(proc.stderr.strip().splitlines()) == 1
     other = ledger.verifier_key(vkey.split("+")[0], Ed25519PrivateKey.generate().public_key())
-    r = cli(NOWHERE, tmp_path, "ledger", "audit", *map(str, files), "--public-key", other)
+    r = invoke_cli(NOWHERE, tmp_path, "ledger", "audit", *map(str, files), "--public-key", other)
     assert r.exit_code == 1 and "not signed by" in r.stderr
 
     # Growth, then a consistency proof between the two checkpoints, also checked offline.
     add_entries(tenant, 5, start=50)
     ledger_log.checkpoint(engine, data_dir, tenant.slug)
     cons = tmp_path / "cons"
-    r = cli(database_url, data_dir, "ledger", "prove-consistency", tenant.slug, "11", "--out", str(cons))
+    r = invoke_cli(database_url, data_dir, "ledger", "prove-consistency", tenant.slug, "11", "--out", str(cons))
     assert r.exit_code == 0, r.output
-    proc = run(NOWHERE, tmp_path, "ledger", "audit-consistency", str(cons / "old-checkpoint.txt"),
+    proc = run_cli(NOWHERE, tmp_path, "ledger", "audit-consistency", str(cons / "old-checkpoint.txt"),
                str(cons / "checkpoint.txt"), str(cons / "consistency.json"), "--public-key", vkey)
     assert proc.returncode == 0 and "at 16 leaves extends its checkpoint of 11 leaves" in proc.stdout, proc
 
 
-def test_proofs_need_a_covering_checkpoint(engine: Engine, data_dir: Path, tenant: TenantCredentials) -> None:
+def test_proofs_need_a_covering_checkpoint(engine: Engine, data_dir: Path, tenant: TenantFixture) -> None:
     ids = add_entries(tenant, 3)
     with pytest.raises(LedgerError, match="no checkpoint yet"):
         ledger_log.prove(engine, tenant.slug, ids[0])
@@ -388,8 +374,8 @@ def test_proofs_need_a_covering_checkpoint(engine: Engine, data_dir: Path, tenan
         ledger_log.prove(engine, tenant.slug, 999999999)
 
 
-def test_dashboard_status_with_the_read_only_role(engine: Engine, data_dir: Path, tenant: TenantCredentials) -> None:
-    viewer = db.create_engine(tenant.database_url_readonly)
+def test_dashboard_status_with_the_read_only_role(engine: Engine, data_dir: Path, tenant: TenantFixture) -> None:
+    viewer = tenant.readonly
     add_entries(tenant, 4)
     report = ledger_log.verify(viewer)
     assert (report.entries, report.verified, report.last_checkpoint, report.ok) == (4, 0, None, True)
@@ -403,7 +389,7 @@ def test_dashboard_status_with_the_read_only_role(engine: Engine, data_dir: Path
 
 
 def test_a_missing_signing_key_is_reported_not_replaced(engine: Engine, data_dir: Path,
-                                                       tenant: TenantCredentials) -> None:
+                                                       tenant: TenantFixture) -> None:
     add_entries(tenant, 1)
     ledger_log.checkpoint(engine, data_dir, tenant.slug)
     key_file = ledger_log.key_path(data_dir, tenant.slug)
@@ -423,7 +409,7 @@ def test_a_missing_signing_key_is_reported_not_replaced(engine: Engine, data_dir
 
 
 @pytest.fixture
-def signed_log(engine: Engine, data_dir: Path, tenant: TenantCredentials) -> tuple[TenantCredentials, list[int]]:
+def signed_log(engine: Engine, data_dir: Path, tenant: TenantFixture) -> tuple[TenantFixture, list[int]]:
     """Twelve entries, one corrected, all covered by a signed checkpoint: a clean log to tamper with."""
     ids = add_entries(tenant, 12)
     with psycopg.connect(tenant.database_url) as c:
@@ -448,7 +434,7 @@ def tampered(engine: Engine, data_dir: Path, slug: str) -> ledger_log.LedgerRepo
     log_damaged = any(d.kind in (Kind.LEAF_ALTERED, Kind.LEAF_MISSING, Kind.CHECKPOINT) for d in report.discrepancies)
     with pytest.raises(LedgerInconsistent) if log_damaged else contextlib.nullcontext():
         ledger_log.checkpoint(engine, data_dir, slug)
-    r = cli(db.libpq_url(engine.url), data_dir, "ledger", "verify", slug)
+    r = invoke_cli(db.libpq_url(engine.url), data_dir, "ledger", "verify", slug)
     assert r.exit_code == 1
     for d in report.discrepancies:
         assert f"{d.kind.value}: {d.message}" in r.stdout

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
-from scope3lib import db, demo, tenancy
-from scope3lib.cli import main
-from scope3lib.demo.synthetic import demo_data, synthetic_suppliers
+from scope3lib import demo
+from scope3lib.demo.synthetic import synthetic_suppliers
 from scope3lib.errors import ModelNotFound, Scope3Error, TooFewReportingSuppliers, UnknownSector
 from scope3lib.ml import anomalies as meter_anomalies
 from scope3lib.ml import estimates, hotspots
 from scope3lib.ml import registry as models_registry
-from tests.conftest import SCOPE3, scope3_env
+from tests.helpers import TenantFactory, invoke_cli, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -161,12 +158,10 @@ def test_planted_meter_faults_are_found_and_clean_meters_are_quiet() -> None:
 
 
 @pytest.mark.db
-def test_tenant_train_predict_store_ml_entries_with_version_and_interval(engine: Engine, database_url: str,
-                                                                        data_dir: Path, new_slug: str) -> None:
-    creds = tenancy.create_tenant(engine, data_dir, new_slug, "ML tenant", "enterprise")
-    frame = synthetic_suppliers(800, seed=21)
-    demo.load(engine, new_slug, demo_data(frame))
-    tenant = db.connect(creds.database_url)
+def test_tenant_train_predict_store_ml_entries_with_version_and_interval(database_url: str, data_dir: Path,
+                                                                        make_tenant: TenantFactory) -> None:
+    made = make_tenant(name="ML tenant", synthetic=True, suppliers=800, seed=21)
+    new_slug, frame, tenant = made.slug, made.data.truth, made.engine
     est = estimates.train_tenant(tenant, data_dir, new_slug)
     assert est.version == "v1" and est.metrics["suppliers"] == frame["reports"].sum()
     assert est.metrics["beats_baseline"] == 1.0, est.metrics
@@ -195,29 +190,24 @@ def test_tenant_train_predict_store_ml_entries_with_version_and_interval(engine:
     assert not hotspots.tenant_hotspots(tenant).empty
     tenant.dispose()
     # The CLI over the same tenant (in process: the subprocess path is covered by the refusal test).
-    runner = CliRunner()
-    env = {"SCOPE3_DATABASE_URL": database_url, "SCOPE3_DATA_DIR": str(data_dir)}
-    report = runner.invoke(main, ["ml", "report", new_slug], env=env)
+    report = invoke_cli(database_url, data_dir, "ml", "report", new_slug)
     assert report.exit_code == 0, report.output
     assert re.search(r"^model\s+[\d.]+\s+0\.\d+\s+0\.\d+\s+\d+\s+v1$", report.output, re.M), report.output
-    dry = runner.invoke(main, ["ml", "predict", new_slug, "--dry-run"], env=env)
+    dry = invoke_cli(database_url, data_dir, "ml", "predict", new_slug, "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert f"estimated {(~frame['reports']).sum()} suppliers; dry run: nothing written" in dry.output, dry.output
-    hot = runner.invoke(main, ["ml", "hotspots", new_slug, "--limit", "3"], env=env)
+    hot = invoke_cli(database_url, data_dir, "ml", "hotspots", new_slug, "--limit", "3")
     assert hot.exit_code == 0 and "× the sector median" in hot.output, hot.output
 
 
 @pytest.mark.db
 def test_cli_train_refuses_too_few_reporters_and_predict_falls_back(engine: Engine, database_url: str,
-                                                                   data_dir: Path, new_slug: str) -> None:
-    tenancy.create_tenant(engine, data_dir, new_slug, "Few", "enterprise")
-    frame = synthetic_suppliers(60, seed=2)  # ~15 reporting suppliers
-    demo.load(engine, new_slug, demo_data(frame))
-    env = scope3_env(database_url, data_dir)
-    train = subprocess.run([*SCOPE3, "ml", "train", new_slug], capture_output=True, text=True, env=env, timeout=120)
+                                                                   data_dir: Path, make_tenant: TenantFactory) -> None:
+    new_slug = make_tenant(name="Few", synthetic=True, suppliers=60, seed=2).slug  # ~15 reporting suppliers
+    train = run_cli(database_url, data_dir, "ml", "train", new_slug)
     assert train.returncode == 1 and "Traceback" not in train.stderr
     assert re.fullmatch(r"error: only \d+ suppliers report .* EEIO spend-based factors .*\n", train.stderr)
-    pred = subprocess.run([*SCOPE3, "ml", "predict", new_slug], capture_output=True, text=True, env=env, timeout=120)
+    pred = run_cli(database_url, data_dir, "ml", "predict", new_slug)
     assert pred.returncode == 0, pred.stderr
     assert "fell back to EEIO, nothing written" in pred.stderr
     with engine.connect() as conn:

@@ -20,12 +20,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from scope3lib import db, demo, tenancy
-from scope3lib.demo.synthetic import demo_data, synthetic_suppliers
+from scope3lib import demo
 from scope3lib.errors import ConfigurationError
 from scope3lib.ml import estimates
 from scope3lib.ml import registry as models_registry
 from scope3lib.reporting import runs as reports
+from tests.helpers import TenantFactory, TenantFixture
 
 pytestmark = pytest.mark.db
 
@@ -53,16 +53,16 @@ def ledger_size(engine: Engine, slug: str) -> int:
                                        "ON t.id = h.tenant_id WHERE t.slug = :s"), {"s": slug}) or 0)
 
 
-def nightly(creds: tenancy.TenantCredentials, out: Path, data_dir: Path, retries: int = 1,
+def nightly(creds: TenantFixture, out: Path, data_dir: Path, retries: int = 1,
             **params: object) -> reports.RunResult:
     spec = reports.get_spec("nightly_estimates").model_copy(update={"retries": retries})
-    return reports.run_report(db.connect(creds.database_url), creds.database_url, creds.slug, "nightly_estimates",
+    return reports.run_report(creds.engine, creds.database_url, creds.slug, "nightly_estimates",
                               spec, dict(params), output_root=out, data_dir=data_dir)
 
 
 @dataclass
 class TwoRuns:
-    creds: tenancy.TenantCredentials
+    creds: TenantFixture
     frame: pd.DataFrame
     first: reports.RunResult
     after_first: pd.DataFrame
@@ -73,20 +73,19 @@ class TwoRuns:
 
 
 @pytest.fixture(scope="module")
-def two_runs(engine: Engine, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TwoRuns:
+def two_runs(engine: Engine, data_dir: Path, make_module_tenant: TenantFactory,
+             tmp_path_factory: pytest.TempPathFactory) -> TwoRuns:
     """A tenant whose reporting suppliers teach the model something (the synthetic truth of
     ``synthetic_suppliers``), and two nightly runs one after the other."""
-    creds = tenancy.create_tenant(engine, data_dir, "nightly-ml", "Nightly ML", "enterprise")
-    frame = synthetic_suppliers(800, seed=21)
-    demo.load(engine, creds.slug, demo_data(frame))
-    tenant = db.connect(creds.database_url)
+    creds = make_module_tenant("nightly-ml", name="Nightly ML", synthetic=True, suppliers=800, seed=21)
+    frame = creds.data.truth  # one row per supplier: whether it reports
+    tenant = creds.engine
     out = tmp_path_factory.mktemp("nightly")
     first = nightly(creds, out, data_dir)
     after_first = pd.read_sql(ML_ENTRIES, tenant)
     ledger_first = ledger_size(engine, creds.slug)
     second = nightly(creds, out, data_dir)
     after_second = pd.read_sql(ML_ENTRIES, tenant)
-    tenant.dispose()
     return TwoRuns(creds, frame, first, after_first, ledger_first, second, after_second,
                    ledger_size(engine, creds.slug))
 
@@ -133,9 +132,7 @@ def test_a_second_nightly_run_changes_nothing(two_runs: TwoRuns, data_dir: Path)
 
 
 def test_stored_estimates_read_back_each_suppliers_estimate_and_interval(two_runs: TwoRuns) -> None:
-    tenant = db.connect(two_runs.creds.database_url)
-    stored = estimates.stored_estimates(tenant)
-    tenant.dispose()
+    stored = estimates.stored_estimates(two_runs.creds.engine)
     assert len(stored) == (~two_runs.frame["reports"]).sum() and (stored["entries"] == 12).all()
     values = stored[["estimate", "lower", "upper", "confidence", "eeio_factor"]]
     assert values.notna().all().all()
@@ -149,7 +146,7 @@ def test_stored_estimates_read_back_each_suppliers_estimate_and_interval(two_run
 
 def test_tenant_models_names_the_connected_tenant_only(two_runs: TwoRuns, engine: Engine, data_dir: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    tenant = db.connect(two_runs.creds.database_url)
+    tenant = two_runs.creds.engine
     monkeypatch.setenv("SCOPE3_DATA_DIR", str(data_dir))
     monkeypatch.delenv("SCOPE3_TENANT", raising=False)
     assert estimates.tenant_models(tenant) == (data_dir, "nightly-ml")
@@ -157,7 +154,6 @@ def test_tenant_models_names_the_connected_tenant_only(two_runs: TwoRuns, engine
     with pytest.raises(ConfigurationError, match="SCOPE3_TENANT is 'someone-else' but the database role belongs "
                                                  "to tenant 'nightly-ml'"):
         estimates.tenant_models(tenant)
-    tenant.dispose()
     with pytest.raises(ConfigurationError, match="not a tenant's role"):
         estimates.tenant_models(engine)  # the admin connection belongs to no tenant
 
@@ -173,12 +169,11 @@ def test_a_nightly_run_with_a_model_version_that_does_not_exist_fails_and_says_w
     assert list(models_registry.versions(data_dir, two_runs.creds.slug)["version"]) == ["v1"]
 
 
-def test_nightly_report_falls_back_to_eeio_on_the_demo_tenant_and_says_so(engine: Engine, data_dir: Path,
-                                                                          tmp_path: Path) -> None:
+def test_nightly_report_falls_back_to_eeio_on_the_demo_tenant_and_says_so(make_tenant: TenantFactory,
+                                                                          data_dir: Path, tmp_path: Path) -> None:
     # The demo's supplier effects are independent of anything known about a supplier (scope3lib.demo), so
     # the model cannot beat the EEIO factor out of fold there: the run trains, refuses to use it, says so.
-    creds = tenancy.create_tenant(engine, data_dir, "nightly-demo", "Nightly Demo", "enterprise")
-    demo.load(engine, creds.slug, demo.generate(demo.DEMO_TENANTS[0]))
+    creds = make_tenant("nightly-demo", name="Nightly Demo", demo_profile=demo.DEMO_TENANTS[0])
     result = nightly(creds, tmp_path, data_dir)
     assert result.status == "succeeded", result.error
     assert result.output_ipynb is not None
@@ -187,14 +182,15 @@ def test_nightly_report_falls_back_to_eeio_on_the_demo_tenant_and_says_so(engine
     assert re.search(r"\*\*Fell back to EEIO\*\*: model v1 did not beat the EEIO baseline out of fold \(MAPE "
                      r"[\d.]+% vs [\d.]+%\)\. Nothing written", shown), shown
     assert "It does **not** beat the baseline, so estimates fall back to the EEIO factors" in shown
-    with db.connect(creds.database_url).connect() as conn:
+    with creds.engine.connect() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM emission_entries WHERE data_source = 'ml'")) == 0
 
 
-def test_nightly_report_with_too_few_reporting_suppliers_keeps_eeio_and_says_so(engine: Engine, data_dir: Path,
+def test_nightly_report_with_too_few_reporting_suppliers_keeps_eeio_and_says_so(make_tenant: TenantFactory,
+                                                                                data_dir: Path,
                                                                                 tmp_path: Path) -> None:
-    creds = tenancy.create_tenant(engine, data_dir, "nightly-few", "Nightly Few", "enterprise")
-    demo.load(engine, creds.slug, demo_data(synthetic_suppliers(60, seed=2)))  # ~15 reporting suppliers
+    # ~15 reporting suppliers
+    creds = make_tenant("nightly-few", name="Nightly Few", synthetic=True, suppliers=60, seed=2)
     result = nightly(creds, tmp_path, data_dir)
     assert result.status == "succeeded", result.error
     assert result.output_ipynb is not None
@@ -216,7 +212,7 @@ def hub_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def run_analyst_notebook(creds: tenancy.TenantCredentials, data_dir: Path, out: Path,
+def run_analyst_notebook(creds: TenantFixture, data_dir: Path, out: Path,
                          monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("SCOPE3_TENANT_DATABASE_URL", creds.database_url)
     monkeypatch.setenv("SCOPE3_TENANT", creds.slug)

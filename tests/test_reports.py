@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
-from sqlalchemy.engine import Engine
 
-from scope3lib import db
+from scope3lib import db, demo
 from scope3lib.errors import ConfigurationError
 from scope3lib.reporting import runs as reports
-from scope3lib.tenancy import TenantCredentials
-from tests.conftest import SCOPE3, scope3_env
+from tests.helpers import TenantFactory, TenantFixture, run_cli
 
 pytestmark = pytest.mark.db
 
@@ -30,9 +27,9 @@ def schedules(tmp_path: Path, **spec: object) -> Path:
     return path
 
 
-def test_a_report_runs_with_the_tenant_role_and_is_recorded(tmp_path: Path, tenant_a: TenantCredentials) -> None:
+def test_a_report_runs_with_the_tenant_role_and_is_recorded(tmp_path: Path, tenant_a: TenantFixture) -> None:
     spec = reports.get_spec("probe", schedules(tmp_path))
-    engine = db.connect(tenant_a.database_url)
+    engine = tenant_a.engine
     result = reports.run_report(engine, tenant_a.database_url, tenant_a.slug, "probe", spec, {"label": "ok"},
                                 output_root=tmp_path / "out")
     assert result.status == "succeeded" and result.attempt == 1
@@ -48,9 +45,9 @@ def test_a_report_runs_with_the_tenant_role_and_is_recorded(tmp_path: Path, tena
     assert run["finished_at"] >= run["started_at"]
 
 
-def test_a_failing_report_is_retried_then_recorded_with_its_cell(tmp_path: Path, tenant_a: TenantCredentials) -> None:
+def test_a_failing_report_is_retried_then_recorded_with_its_cell(tmp_path: Path, tenant_a: TenantFixture) -> None:
     spec = reports.get_spec("probe", schedules(tmp_path, retries=2))
-    engine = db.connect(tenant_a.database_url)
+    engine = tenant_a.engine
     result = reports.run_report(engine, tenant_a.database_url, tenant_a.slug, "probe", spec,
                                 {"fail": True, "label": "boom"}, output_root=tmp_path / "out")
     assert result.status == "failed" and result.attempt == 3 and len(result.attempts) == 3
@@ -60,17 +57,15 @@ def test_a_failing_report_is_retried_then_recorded_with_its_cell(tmp_path: Path,
     assert all(r["failed_cell"] == 2 and "planted failure boom" in r["error"] for r in runs)
 
 
-def test_bad_parameters_are_refused_before_running(tmp_path: Path, tenant_a: TenantCredentials) -> None:
+def test_bad_parameters_are_refused_before_running(tmp_path: Path, tenant_a: TenantFixture) -> None:
     with pytest.raises(reports.InvalidParameter, match=r"unknown parameter.*colour.*takes fail, label, repeat"):
         reports.validate_parameters(PROBE, {"colour": "red"})
     with pytest.raises(reports.InvalidParameter, match="'repeat' must be int, got 'many'"):
         reports.validate_parameters(PROBE, {"repeat": "many"})
     assert reports.validate_parameters(PROBE, {"repeat": "3", "fail": "false"}) == {"repeat": 3, "fail": False}
-    r = subprocess.run([*SCOPE3, "report", "run", "probe", "--tenant", "alpha", "-p", "repeat", "lots",
-                        "--schedules", str(schedules(tmp_path)), "--output", str(tmp_path / "out")],
-                       capture_output=True, text=True, timeout=120,
-                       env=scope3_env("postgresql://unused@127.0.0.1:1/x", Path(tenant_a.database_url and "/tmp"),
-                                      SCOPE3_TENANT="alpha", SCOPE3_TENANT_DATABASE_URL=tenant_a.database_url))
+    r = run_cli("postgresql://unused@127.0.0.1:1/x", Path("/tmp"), "report", "run", "probe", "--tenant", "alpha",
+                "-p", "repeat", "lots", "--schedules", str(schedules(tmp_path)), "--output", str(tmp_path / "out"),
+                env={"SCOPE3_TENANT": "alpha", "SCOPE3_TENANT_DATABASE_URL": tenant_a.database_url})
     assert r.returncode == 2 and "'repeat' must be int" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -88,10 +83,10 @@ def test_the_shipped_schedules_and_notebooks_agree() -> None:
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), name
 
 
-def test_scheduler_runs_what_falls_due_once(tmp_path: Path, tenant_a: TenantCredentials) -> None:
+def test_scheduler_runs_what_falls_due_once(tmp_path: Path, tenant_a: TenantFixture) -> None:
     path = schedules(tmp_path, schedule="*/5 * * * *", keep=2)
     start = dt.datetime(2026, 11, 26, 9, 1, tzinfo=dt.UTC)
-    engine = db.connect(tenant_a.database_url)
+    engine = tenant_a.engine
     sched = reports.Scheduler(engine, tenant_a.database_url, "alpha", schedules=path, output_root=tmp_path / "o",
                               start=start)
     assert sched.tick(start + dt.timedelta(minutes=3)) == []  # 09:04: nothing due yet
@@ -109,24 +104,20 @@ def test_scheduler_runs_what_falls_due_once(tmp_path: Path, tenant_a: TenantCred
     assert len(list((tmp_path / "o" / "alpha" / "probe").glob("*.html"))) == 2  # keep: 2
 
 
-def test_runs_are_private_to_the_tenant(tmp_path: Path, tenant_a: TenantCredentials,
-                                        tenant_b: TenantCredentials) -> None:
+def test_runs_are_private_to_the_tenant(tmp_path: Path, tenant_a: TenantFixture,
+                                        tenant_b: TenantFixture) -> None:
     spec = reports.get_spec("probe", schedules(tmp_path))
-    reports.run_report(db.connect(tenant_a.database_url), tenant_a.database_url, "alpha", "probe", spec,
-                       output_root=tmp_path / "out")
+    reports.run_report(tenant_a.engine, tenant_a.database_url, "alpha", "probe", spec, output_root=tmp_path / "out")
     assert all(json.dumps(r, default=str).count("alpha") == 0 for r in reports.history(db.connect(
         tenant_b.database_url)))
     assert reports.history(db.connect(tenant_b.database_url)) == [] or all(
         r["report"] != "probe" for r in reports.history(db.connect(tenant_b.database_url)))
 
 
-def test_monthly_report_on_demo_data(tmp_path: Path, engine: Engine, data_dir: Path) -> None:
-    from scope3lib import demo, tenancy
-
-    creds = tenancy.create_tenant(engine, data_dir, "monthly-demo", "Monthly Demo", "enterprise")
-    demo.load(engine, "monthly-demo", demo.generate(demo.DEMO_TENANTS[0]))
+def test_monthly_report_on_demo_data(tmp_path: Path, make_tenant: TenantFactory) -> None:
+    creds = make_tenant("monthly-demo", name="Monthly Demo", demo_profile=demo.DEMO_TENANTS[0])
     spec = reports.get_spec("monthly")
-    result = reports.run_report(db.connect(creds.database_url), creds.database_url, "monthly-demo", "monthly",
+    result = reports.run_report(creds.engine, creds.database_url, "monthly-demo", "monthly",
                                 spec, {"months": 6}, output_root=tmp_path / "out")
     assert result.status == "succeeded", result.error
     html = result.output_html.read_text() if result.output_html else ""

@@ -3,9 +3,8 @@ refusals; storage per tenant (round trip, isolation under row-level security); t
 
 from __future__ import annotations
 
+import datetime as dt
 import math
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
-from scope3lib import db, scenarios, tenancy
+from scope3lib import scenarios
+from scope3lib.demo import DemoData
 from scope3lib.errors import InvalidLever, ScenarioError
 from scope3lib.factors.lookup import grid_factor
-
-from .conftest import SCOPE3, scope3_env
+from tests.helpers import TenantFactory, TenantFixture, inventory_data, run_cli
 
 # The hand-made base-year inventory every expected value below is worked out from (kg CO2e, USD).
 #   Steelco     cat 1, spend-based,        10,000 kg, 5,000 USD -> 2.0 kg/USD, CAMX
@@ -288,33 +286,27 @@ def test_yaml_file_round_trip(tmp_path: Path) -> None:
 # --- stored per tenant -----------------------------------------------------------------------------
 
 
-def _seed(engine: Engine, slug: str) -> None:
-    """The hand-made inventory in tenant ``slug``, as entries for 2025 split in two halves (admin connection)."""
-    with engine.begin() as conn:
-        tid = conn.scalar(sa.text("SELECT id FROM tenants WHERE slug = :s"), {"s": slug})
-        ids = {}
-        for name, naics, region in SUPPLIERS:
-            ids[name] = conn.scalar(sa.text(
-                "INSERT INTO suppliers (tenant_id, name, naics_code, country, region) "
-                "VALUES (:t, :n, :c, 'US', :r) RETURNING id"), {"t": tid, "n": name, "c": naics, "r": region})
-        for start, end in (("2025-01-01", "2025-06-30"), ("2025-07-01", "2025-12-31")):
-            for cat, supplier, specific, kg, spend in ROWS:
-                conn.execute(sa.text(
-                    "INSERT INTO emission_entries (tenant_id, category, period_start, period_end, method, "
-                    "supplier_id, spend, spend_currency, spend_year, kg_co2e, data_source, data_quality) VALUES "
-                    "(:t, :c, CAST(:a AS date), CAST(:b AS date), :meth, :s, :sp, 'USD', 2022, :kg, 'import', 4)"),
-                    {"t": tid, "c": cat, "a": start, "b": end, "s": ids.get(supplier or ""),
-                     "meth": "supplier_specific" if specific else "spend_based", "sp": spend / 2, "kg": kg / 2})
+HALVES = ((dt.date(2025, 1, 1), dt.date(2025, 6, 30)), (dt.date(2025, 7, 1), dt.date(2025, 12, 31)))
+
+
+def hand_inventory() -> DemoData:
+    """The hand-made inventory as a tenant's 2025 entries, each split in two halves of the year."""
+    suppliers = [{"name": name, "naics_code": naics, "country": "US", "region": region}
+                 for name, naics, region in SUPPLIERS]
+    entries = [{"supplier": supplier, "category": cat, "period_start": start, "period_end": end,
+                "method": "supplier_specific" if specific else "spend_based", "spend": spend / 2,
+                "spend_currency": "USD", "spend_year": 2022, "kg_co2e": kg / 2, "data_source": "import",
+                "data_quality": 4}
+               for start, end in HALVES for cat, supplier, specific, kg, spend in ROWS]
+    return inventory_data(suppliers, entries)
+
+
+Pair = tuple[TenantFixture, TenantFixture]
 
 
 @pytest.fixture(scope="module")
-def tenants(engine: Engine, data_dir: Path) -> Iterator[tuple[tenancy.TenantCredentials, tenancy.TenantCredentials]]:
-    pair = []
-    for slug in ("scen-a", "scen-b"):
-        creds = tenancy.create_tenant(engine, data_dir, slug, slug.title(), "enterprise")
-        _seed(engine, slug)
-        pair.append(creds)
-    yield pair[0], pair[1]
+def tenants(make_module_tenant: TenantFactory) -> Pair:
+    return make_module_tenant("scen-a", data=hand_inventory()), make_module_tenant("scen-b", data=hand_inventory())
 
 
 PLAN = {"name": "plan", "base_year": 2025, "target_year": 2027, "growth": 0.0, "discount_rate": 0.0,
@@ -322,8 +314,8 @@ PLAN = {"name": "plan", "base_year": 2025, "target_year": 2027, "growth": 0.0, "
                     "start_year": 2025}]}
 
 
-def test_run_on_a_tenant_matches_the_hand_values(tenants: tuple[Any, Any]) -> None:
-    a = db.create_engine(tenants[0].database_url)
+def test_run_on_a_tenant_matches_the_hand_values(tenants: Pair) -> None:
+    a = tenants[0].engine
     base = scenarios.baseline(a, 2025)
     assert base["kg_co2e"].sum() == pytest.approx(TOTAL)
     r = scenarios.run(a, scenarios.parse(PLAN))
@@ -332,8 +324,8 @@ def test_run_on_a_tenant_matches_the_hand_values(tenants: tuple[Any, Any]) -> No
         scenarios.baseline(a, 2019)
 
 
-def test_save_load_round_trip_reproduces_the_result(tenants: tuple[Any, Any]) -> None:
-    a = db.create_engine(tenants[0].database_url)
+def test_save_load_round_trip_reproduces_the_result(tenants: Pair) -> None:
+    a = tenants[0].engine
     s = scenarios.parse({**PLAN, "name": "round-trip", "growth": 0.02, "discount_rate": 0.07})
     scenarios.save(a, s)
     loaded = scenarios.load(a, "round-trip")
@@ -353,8 +345,8 @@ def test_save_load_round_trip_reproduces_the_result(tenants: tuple[Any, Any]) ->
         scenarios.load(a, "round-trip")
 
 
-def test_tenant_cannot_read_another_tenants_scenarios(tenants: tuple[Any, Any]) -> None:
-    a, b = (db.create_engine(t.database_url) for t in tenants)
+def test_tenant_cannot_read_another_tenants_scenarios(tenants: Pair) -> None:
+    a, b = (t.engine for t in tenants)
     scenarios.save(a, scenarios.parse({**PLAN, "name": "secret-of-a"}))
     assert "secret-of-a" not in scenarios.list_scenarios(b)["name"].tolist()
     with pytest.raises(ScenarioError, match="no scenario named"):
@@ -374,15 +366,15 @@ def test_tenant_cannot_read_another_tenants_scenarios(tenants: tuple[Any, Any]) 
                      {"t": tid_a})
 
 
-def test_read_only_role_cannot_save(tenants: tuple[Any, Any]) -> None:
-    ro = db.create_engine(tenants[0].database_url_readonly)
+def test_read_only_role_cannot_save(tenants: Pair) -> None:
+    ro = tenants[0].readonly
     with pytest.raises(ScenarioError, match="may not write"):
         scenarios.save(ro, scenarios.parse({**PLAN, "name": "from-dashboard"}))
     assert isinstance(scenarios.list_scenarios(ro), pd.DataFrame)
 
 
-def test_dashboard_figures(tenants: tuple[Any, Any]) -> None:
-    a = db.create_engine(tenants[0].database_url)
+def test_dashboard_figures(tenants: Pair) -> None:
+    a = tenants[0].engine
     scenarios.save(a, scenarios.parse({**PLAN, "name": "dash"}), replace=True)
     figs = scenarios.dashboard_figures(a, ["dash"])
     assert set(figs) == {"comparison", "cost_curve"}
@@ -394,26 +386,21 @@ def test_dashboard_figures(tenants: tuple[Any, Any]) -> None:
 # --- CLI -------------------------------------------------------------------------------------------
 
 
-def _cli(database_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SCOPE3, *args], capture_output=True, text=True, env=scope3_env(database_url, data_dir),
-                          timeout=120)
-
-
-def test_cli_run_save_and_list(tenants: tuple[Any, Any], database_url: str, data_dir: Path, tmp_path: Path) -> None:
+def test_cli_run_save_and_list(tenants: Pair, database_url: str, data_dir: Path, tmp_path: Path) -> None:
     import yaml
 
     path = tmp_path / "cli.yaml"
     path.write_text(yaml.safe_dump({**PLAN, "name": "from-cli"}))
-    r = _cli(database_url, data_dir, "scenarios", "run", "scen-a", str(path), "--save")
+    r = run_cli(database_url, data_dir, "scenarios", "run", "scen-a", str(path), "--save")
     assert r.returncode == 0, r.stderr
     assert "TOTAL" in r.stdout and "saved scenario 'from-cli'" in r.stdout
-    r = _cli(database_url, data_dir, "scenarios", "list", "scen-a")
+    r = run_cli(database_url, data_dir, "scenarios", "list", "scen-a")
     assert r.returncode == 0 and "from-cli" in r.stdout
-    r = _cli(database_url, data_dir, "scenarios", "list", "scen-b")
+    r = run_cli(database_url, data_dir, "scenarios", "list", "scen-b")
     assert r.returncode == 0 and "from-cli" not in r.stdout
 
     path.write_text(yaml.safe_dump({**PLAN, "target_year": 2020}))
-    r = _cli(database_url, data_dir, "scenarios", "run", "scen-a", str(path))
+    r = run_cli(database_url, data_dir, "scenarios", "run", "scen-a", str(path))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert [ln for ln in r.stderr.splitlines() if ln] == [
         "error: scenario 'plan' refused: target year 2020 is not after base year 2025"]
@@ -432,7 +419,7 @@ def test_notebook_is_committed_without_outputs() -> None:
     assert code and all(not c.outputs and c.execution_count is None for c in code)
 
 
-def test_notebook_runs_on_a_tenant(tenants: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notebook_runs_on_a_tenant(tenants: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
     import nbformat
     from nbclient import NotebookClient
 
