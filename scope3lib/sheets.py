@@ -9,7 +9,9 @@ tell, what is wrong and what to do, never with a parser's own message.
 
 from __future__ import annotations
 
+import csv
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -47,7 +49,14 @@ def _read_excel(p: Path, what: str) -> pd.DataFrame:
 
 def _read_csv(p: Path, what: str) -> pd.DataFrame:
     try:
-        return pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            # index_col=False: rows with one value more than the header would otherwise turn their first
+            # column into the index, silently shifting every value one column to the left.
+            df = pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8-sig", index_col=False)
+        if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+            raise FileFormatError(f"{p}, {_long_row(p)}")
+        return df
     except UnicodeDecodeError as exc:
         line = p.read_bytes()[: exc.start].count(b"\n") + 1
         raise FileFormatError(
@@ -58,6 +67,18 @@ def _read_csv(p: Path, what: str) -> pd.DataFrame:
         raise FileFormatError(f"{p}: the {what} is empty (not even a header line)") from None
     except pd.errors.ParserError as exc:
         raise FileFormatError(f"{p}, {_parser_problem(str(exc))}") from None
+
+
+def _long_row(p: Path) -> str:
+    """Where a row has more values than the header, found by reading the file as CSV again."""
+    with p.open(newline="", encoding="utf-8-sig") as fh:
+        rows = csv.reader(fh)
+        header = next(rows, [])
+        for row in rows:
+            if len(row) > len(header):
+                return (f"line {rows.line_num}: {len(row)} values where the header has {len(header)}; a value that "
+                        'contains a comma must be quoted ("like, this")')
+    return "a row has more values than the header"
 
 
 def _parser_problem(message: str) -> str:
