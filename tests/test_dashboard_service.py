@@ -5,12 +5,12 @@ from __future__ import annotations
 import nbformat
 import pytest
 
+from scope3lib import paths
 from scope3lib.hub import dashboard
-from scope3lib.hub.config import NOTEBOOKS
 
 
 def test_only_the_wait_for_viewer_cell_is_exempt_from_the_cell_timeout() -> None:
-    nb = nbformat.read(str(NOTEBOOKS / "dashboards" / "executive.ipynb"), as_version=4)
+    nb = nbformat.read(str(paths.notebooks() / "dashboards" / "executive.ipynb"), as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     waiting = [c for c in code if dashboard.cell_timeout(c) is None]
     assert len(waiting) == 1 and "wait_for_viewer()" in waiting[0].source
@@ -22,7 +22,7 @@ def test_only_the_wait_for_viewer_cell_is_exempt_from_the_cell_timeout() -> None
 
 
 def test_dashboard_voila_gives_every_executor_the_timeout_function() -> None:
-    nb = NOTEBOOKS / "dashboards" / "executive.ipynb"
+    nb = paths.notebooks() / "dashboards" / "executive.ipynb"
     app = dashboard.DashboardVoila()
     try:
         app.initialize([str(nb), "--no-browser", "--port=0", "--VoilaExecutor.timeout=42"])
@@ -39,7 +39,7 @@ def test_dashboard_voila_gives_every_executor_the_timeout_function() -> None:
 def test_the_service_voila_makes_sliced_poll_kernel_clients() -> None:
     from scope3lib.hub.kernel_client import SlicedPollKernelClient
 
-    nb = NOTEBOOKS / "dashboards" / "executive.ipynb"
+    nb = paths.notebooks() / "dashboards" / "executive.ipynb"
     argv = [a for a in dashboard.voila_command(nb, 0, 0)[3:] if not a.startswith(("--Voila.identity_provider",
                                                                                    "--Voila.authorizer"))]
     app = dashboard.DashboardVoila()

@@ -16,7 +16,9 @@ import pytest
 from tornado.web import HTTPError
 from traitlets.config import Config
 
+from scope3lib import paths
 from scope3lib.hub import config as hub_config
+from scope3lib.hub import machine
 from scope3lib.hub.auth import DASHBOARD_SERVICE
 from scope3lib.hub.settings import HubFile, HubSecrets, HubSettings
 from scope3lib.hub.spawner import Scope3LocalProcessSpawner, system_username
@@ -83,7 +85,7 @@ def test_secrets_and_state_files(tmp_path: Path) -> None:
 
 def test_proxy_waits_for_a_dashboard_render(tmp_path: Path) -> None:
     command = configured(tmp_path).ConfigurableHTTPProxy.command
-    assert command[0] == hub_config.proxy_command()
+    assert command[0] == machine.proxy_command()
     assert command[1:] == ["--timeout=120000", "--proxy-timeout=120000"]
 
 
@@ -112,7 +114,7 @@ def test_dashboard_gets_the_read_only_url(tmp_path: Path) -> None:
     assert dashboard["environment"] == {"SCOPE3_TENANT_DATABASE_URL": RO_URL, "SCOPE3_TENANT": "acme"}
     assert "rw-pw-4567" not in repr(dashboard) and "admin-pw-0123" not in repr(dashboard)
     assert dashboard["command"][0] == sys.executable
-    assert str(hub_config.NOTEBOOKS / "dashboards" / "executive.ipynb") in dashboard["command"]
+    assert str(paths.notebooks() / "dashboards" / "executive.ipynb") in dashboard["command"]
     assert "--port=18013" in dashboard["command"]
     assert "--VoilaConfiguration.default_pool_size=3" in dashboard["command"]
     assert "--VoilaExecutor.timeout=45" in dashboard["command"]
@@ -181,7 +183,7 @@ def test_analyst_home_gets_the_analyst_notebooks_once(tmp_path: Path) -> None:
     hook = configured(tmp_path, mode="simple").Spawner.pre_spawn_hook
     home = tmp_path / "tenants" / "acme" / "home" / "ann"
     hook(SimpleNamespace(user=user("ann", roles=("analyst",))))
-    expected = sorted(p.name for p in (hub_config.NOTEBOOKS / "analyst").glob("*.ipynb"))
+    expected = sorted(p.name for p in (paths.notebooks() / "analyst").glob("*.ipynb"))
     assert expected and sorted(p.name for p in home.iterdir()) == expected
     (home / expected[0]).write_text("edited")
     hook(SimpleNamespace(user=user("ann", roles=("analyst",))))
