@@ -184,16 +184,18 @@ class PageLimits:
         self.owners: dict[str, str] = {}
 
     def refusal(self, manager: Any, viewer: str) -> tuple[int, str] | None:
+        """(status, message) when ``viewer`` may not open one more page now, else None. A viewer over their own
+        limit is told so first: it is theirs to fix, whoever else is looking."""
         pages = set(manager.list_kernel_ids()) - _pool_kernel_ids(manager)
         self.owners = {k: v for k, v in self.owners.items() if k in pages}
-        if len(pages) >= self.max_pages:
-            return 503, (f"{len(pages)} dashboard pages are open, the most this hub serves at once. Close dashboard "
-                         "tabs you no longer need, or try again in a minute (pages left idle are closed after a "
-                         "few minutes).")
         mine = sum(1 for owner in self.owners.values() if owner == viewer)
         if mine >= self.per_viewer:
             return 429, (f"You have {mine} dashboard pages open, the most one person may. Close one of them (or "
                          "wait a few minutes for pages you left to be closed), then reload this page.")
+        if len(pages) >= self.max_pages:
+            return 503, (f"{len(pages)} dashboard pages are open, the most this hub serves at once. Close dashboard "
+                         "tabs you no longer need, or try again in a minute (pages left idle are closed after a "
+                         "few minutes).")
         return None
 
     def taken(self, viewer: str, pooled: str | None, started: set[str]) -> None:

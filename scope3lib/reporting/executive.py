@@ -176,15 +176,13 @@ class ExecutiveDashboard:
         category = w.Dropdown(options=[("All categories", 0)]
                               + [(category_label(n), n) for n in CATEGORIES], value=0, description="Category")
         supplier = w.Text(placeholder="name contains...", description="Supplier")
-        selection = w.Output()
+        selection = w.VBox()
 
         def redraw(*_: object) -> None:
             first, last = period.value if self.months else (None, None)
             sel = self.select(first, last, category.value or None, supplier.value)
-            with selection:
-                selection.clear_output(wait=True)
-                for panel in self.panels(sel, f"{first} to {last}" if first else "no entries yet"):
-                    panel.display(title=False)
+            label = f"{first} to {last}" if first else "no entries yet"
+            selection.children = [x for panel in self.panels(sel, label) for x in _widgets(panel)]
 
         for control in (period, category, supplier):
             control.observe(redraw, names="value")
@@ -192,8 +190,23 @@ class ExecutiveDashboard:
         _log_to_server()
         sections: list[Any] = []
         for panel in [*self.live_panels(), *self.tenant_panels()]:
-            content = w.Output()
-            with content:
-                panel.display(title=False)
-            sections += [w.HTML(f"<h3>{html.escape(panel.title)}</h3>"), content]
+            sections += [w.HTML(f"<h3>{html.escape(panel.title)}</h3>"), *_widgets(panel)]
         display(w.VBox([w.HBox([period, category, supplier]), selection, *sections]))
+
+
+def _widgets(panel: Panel) -> list[Any]:
+    """A panel as widgets: an HTML widget per HTML item, an Output per figure (the page's kernel redraws
+    them by replacing widgets, never by running code on the viewer's behalf)."""
+    import ipywidgets as w
+    from IPython.display import display
+
+    out: list[Any] = []
+    for item in panel.items:
+        if isinstance(item, str):
+            out.append(w.HTML(item))
+        else:
+            figure = w.Output()
+            with figure:
+                display(item)
+            out.append(figure)
+    return out
