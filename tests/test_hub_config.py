@@ -90,7 +90,7 @@ def test_proxy_waits_for_a_dashboard_render(tmp_path: Path) -> None:
 
 
 def test_authenticator_alone_holds_the_admin_url(tmp_path: Path) -> None:
-    c = configured(tmp_path)
+    c = configured(tmp_path, checkpoint_every_s=0)
     assert c.JupyterHub.authenticator_class == "scope3lib.hub.auth.Scope3Authenticator"
     assert c.Scope3Authenticator.tenant == "acme"
     assert c.Scope3Authenticator.database_url == ADMIN_URL
@@ -99,6 +99,18 @@ def test_authenticator_alone_holds_the_admin_url(tmp_path: Path) -> None:
     assert c.JupyterHub.load_roles == [{"name": "user", "scopes": ["read:users:name!user", "read:users:groups!user"]}]
     elsewhere = {name: section for name, section in c.items() if name != "Scope3Authenticator"}
     assert "admin-pw-0123" not in repr(elsewhere) and "scope3_admin" not in repr(elsewhere)
+
+
+def test_only_the_operators_ledger_service_shares_the_admin_url(tmp_path: Path) -> None:
+    """Signing checkpoints needs the admin role and the tenant's key: a service of the hub's own user (no
+    system user of the tenant's), beside which no tenant code runs."""
+    for mode in ("local", "simple"):
+        found = services(configured(tmp_path, mode=mode, checkpoint_every_s=600))
+        ledger = found.pop(hub_config.LEDGER_SERVICE)
+        assert ledger["command"][-3:] == ["checkpoint", "acme", "--every=600"] and "user" not in ledger
+        assert ledger["environment"]["SCOPE3_DATABASE_URL"] == ADMIN_URL
+        assert "admin-pw-0123" not in repr(found)  # dashboard and reports: never
+    assert hub_config.LEDGER_SERVICE not in services(configured(tmp_path, checkpoint_every_s=0))
 
 
 def test_spawner_environment_is_the_tenant_read_write_url(tmp_path: Path) -> None:
@@ -123,22 +135,25 @@ def test_dashboard_gets_the_read_only_url(tmp_path: Path) -> None:
 
 def test_scheduler_service_uses_the_read_write_url(tmp_path: Path) -> None:
     reports = services(configured(tmp_path))[hub_config.REPORTS_SERVICE]
-    assert reports["command"] == [sys.executable, "-m", "scope3lib", "report", "scheduler", "acme"]
+    assert reports["command"] == [sys.executable, "-m", "scope3lib", "report", "scheduler", "acme",
+                                  "--rollup-every=300"]
     assert reports["environment"] == {"SCOPE3_TENANT_DATABASE_URL": RW_URL, "SCOPE3_TENANT": "acme",
                                       "SCOPE3_DATA_DIR": str(tmp_path)}
 
 
 def test_scheduler_switched_off(tmp_path: Path) -> None:
-    assert list(services(configured(tmp_path, scheduler=False))) == [DASHBOARD_SERVICE]
+    assert list(services(configured(tmp_path, scheduler=False, checkpoint_every_s=0))) == [DASHBOARD_SERVICE]
 
 
 def test_services_run_as_their_own_system_users_in_local_mode(tmp_path: Path) -> None:
-    local = services(configured(tmp_path, mode="local"))
+    local = services(configured(tmp_path, mode="local", checkpoint_every_s=0))
     assert {name: s["user"] for name, s in local.items()} == {
         DASHBOARD_SERVICE: system_username("acme", DASHBOARD_SERVICE),
         hub_config.REPORTS_SERVICE: system_username("acme", hub_config.REPORTS_SERVICE),
     }
     assert all("user" not in s for s in services(configured(tmp_path, mode="simple")).values())
+    assert services(configured(tmp_path, mode="local", rollup_every_s=60))[hub_config.REPORTS_SERVICE][
+        "command"][-1] == "--rollup-every=60"
 
 
 def test_viewers_land_on_the_dashboard(tmp_path: Path) -> None:

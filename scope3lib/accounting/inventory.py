@@ -11,6 +11,7 @@ recalculation (:mod:`.periods`) and activity imports (:mod:`.activity`) are reac
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,9 +28,27 @@ from .periods import Recalculation, close_period, create_period, periods, recalc
 from .quality import category_quality
 
 __all__ = [
-    "T_PER_KG", "ImportSummary", "Recalculation", "by_category", "by_method", "by_period", "by_supplier",
-    "close_period", "create_period", "entries", "import_activity", "import_activity_file", "month_window",
-    "periods", "recalculate", "source_shares", "summary", "summary_of", "uncertainty_by_category",
+    "T_PER_KG",
+    "ImportSummary",
+    "Recalculation",
+    "Window",
+    "by_category",
+    "by_method",
+    "by_period",
+    "by_supplier",
+    "close_period",
+    "create_period",
+    "entries",
+    "import_activity",
+    "import_activity_file",
+    "month_window",
+    "periods",
+    "recalculate",
+    "reporting_window",
+    "source_shares",
+    "summary",
+    "summary_of",
+    "uncertainty_by_category",
 ]  # fmt: skip
 
 T_PER_KG = 1e-3
@@ -138,6 +157,44 @@ def month_window(engine: Engine | Connection, months: int, end: str | None = Non
         last_month = pd.Period(latest if latest is not None else dt.date.today(), freq="M")
     first_month = last_month - (months - 1)
     return first_month.start_time.date(), last_month.end_time.date()
+
+
+@dataclass(frozen=True)
+class Window:
+    """A reporting window: its first and last day, words for it, and whether it is still open (partial)."""
+
+    first: dt.date
+    last: dt.date
+    partial: bool = False
+
+    @property
+    def label(self) -> str:
+        words = f"{self.first:%B %Y} to {self.last:%B %Y}"
+        return words + " (year to date, partial)" if self.partial else words
+
+
+def reporting_window(engine: Engine | Connection, months: int | None = None, end: str | None = None,
+                     today: dt.date | None = None) -> Window:
+    """The period a report covers, as a reader expects it.
+
+    With ``end`` (YYYY-MM): ``months`` months (12 by default) ending there. Without it: the last complete
+    calendar year with entries (January to December), or, when the tenant has no complete year yet, the open
+    year to date, marked partial; ``months`` then takes the last months of that year. Meter entries arriving
+    today never move a report onto a year that has barely begun.
+    """
+    today = today or dt.date.today()
+    if months is not None and months < 1:
+        raise InvalidArgument(f"months must be at least 1, got {months}")
+    if end:
+        first, last = month_window(engine, months or 12, end)
+        return Window(first, last, partial=last >= today.replace(day=1))
+    years = db.read_frame(engine, "SELECT DISTINCT extract(year FROM period_start)::int AS y FROM emission_entries")
+    complete = sorted(y for y in years["y"].tolist() if y < today.year)
+    if complete:
+        first, last = month_window(engine, months or 12, f"{complete[-1]}-12")
+        return Window(first, last)
+    first, last = month_window(engine, months or today.month, f"{today:%Y-%m}")
+    return Window(max(first, dt.date(today.year, 1, 1)) if months is None else first, min(last, today), partial=True)
 
 
 def source_shares(frame: pd.DataFrame) -> pd.DataFrame:

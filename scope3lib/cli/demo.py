@@ -48,6 +48,7 @@ def demo(ctx: click.Context, duration: float | None, rate: float, hubs: bool) ->
 def _provision_demo_tenants(engine: sa.Engine, settings: Settings) -> None:
     """Create each demo tenant not yet in the database, with its generated data and two users."""
     from .. import demo as demo_data
+    from ..demo.showcase import showcase
 
     existing = {str(t["slug"]) for t in tenancy.list_tenants(engine)}
     for profile in demo_data.DEMO_TENANTS:
@@ -58,8 +59,10 @@ def _provision_demo_tenants(engine: sa.Engine, settings: Settings) -> None:
         hub_settings.ensure(engine, settings.data_dir, profile.slug)
         tenancy.add_user(engine, profile.slug, f"{profile.slug}-analyst", "member", DEMO_PASSWORD)
         tenancy.add_user(engine, profile.slug, f"{profile.slug}-exec", "viewer", DEMO_PASSWORD)
-        click.echo(f"provisioned demo tenant {profile.slug} ({profile.suppliers} suppliers, "
-                   f"{profile.devices} meters)")
+        shown = showcase(engine, settings.data_dir, profile.slug)
+        click.echo(f"provisioned demo tenant {profile.slug}: {profile.suppliers} suppliers, {profile.devices} meters, "
+                   f"scenario {shown.scenario}, checkpoint of {shown.checkpoint_size:,} entries signed; "
+                   f"{shown.estimates}")
 
 
 class _DemoRun:
@@ -77,7 +80,8 @@ class _DemoRun:
                                      client_id="scope3-demo-ingest", batch_ms=settings.ingest_batch_ms,
                                      writers=settings.ingest_writers, queue_messages=settings.ingest_queue_messages)
         self.hub_procs: list[subprocess.Popen[bytes]] = []
-        self.sims = [MeterSimulator(self.params, simulated_meters(engine, p.slug, p.devices, "CAMX"), rate)
+        self.sims = [MeterSimulator(self.params, simulated_meters(engine, p.slug, p.devices, "CAMX",
+                                                                    faults=dict(p.faults)), rate)
                      for p in self.tenants]
         self.workers = [threading.Thread(target=s.run, daemon=True) for s in self.sims]
         self.last_tick = 0.0

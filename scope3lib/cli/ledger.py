@@ -8,6 +8,7 @@ commands that need it.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ import click
 
 from .. import ledger
 from ..config import Settings
+from ..errors import Scope3Error
 from . import main
 
 if TYPE_CHECKING:
@@ -36,8 +38,11 @@ def _engine(ctx: click.Context) -> Engine:
 @click.argument("slug")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the signed checkpoint to this file.")
+@click.option("--every", type=click.FloatRange(1), default=None,
+              help="Keep running: sign a checkpoint every this many seconds when the log has grown (the tenant "
+                   "hub's `ledger` service runs this).")
 @click.pass_context
-def ledger_checkpoint(ctx: click.Context, slug: str, out: Path | None) -> None:
+def ledger_checkpoint(ctx: click.Context, slug: str, out: Path | None, every: float | None) -> None:
     """Sign a checkpoint of tenant SLUG's log (tree size, root hash, time) and print it.
 
     The key is generated on first use in DATA_DIR/tenants/SLUG/ledger_ed25519.pem (mode 0600).
@@ -46,10 +51,22 @@ def ledger_checkpoint(ctx: click.Context, slug: str, out: Path | None) -> None:
     from ..ledger import log as ledger_log
 
     settings: Settings = ctx.obj
-    signed = ledger_log.checkpoint(_engine(ctx), settings.data_dir, slug)
-    if out is not None:
-        out.write_text(signed.note)
-    click.echo(signed.note, nl=False)
+    engine = _engine(ctx)
+    if every is None:
+        signed = ledger_log.checkpoint(engine, settings.data_dir, slug)
+        if out is not None:
+            out.write_text(signed.note)
+        click.echo(signed.note, nl=False)
+        return
+    click.echo(f"ledger of {slug}: a checkpoint every {every:g}s while the log grows", err=True)
+    while True:
+        try:
+            signed_size = ledger_log.checkpoint_if_grown(engine, settings.data_dir, slug)
+            if signed_size is not None:
+                click.echo(f"signed a checkpoint of {slug}'s log at size {signed_size:,}", err=True)
+        except Scope3Error as exc:  # an inconsistent log is reported, never signed over; keep watching
+            click.echo(f"error: {exc}", err=True)
+        time.sleep(every)
 
 
 @ledger_group.command("public-key")

@@ -100,7 +100,8 @@ def meters_group() -> None:
 
 
 def simulated_meters(engine: sa.Engine, slug: str, count: int, region: str,
-                     broker: MosquittoFiles | None = None) -> list[SimulatedMeter]:
+                     broker: MosquittoFiles | None = None, faults: dict[str, str] | None = None
+                     ) -> list[SimulatedMeter]:
     """The tenant's first ``count`` devices (adding sim-NNN ones if it has fewer), with fresh credentials.
 
     The simulator re-issues the credentials of every device it drives: never point it at real meters.
@@ -117,7 +118,7 @@ def simulated_meters(engine: sa.Engine, slug: str, count: int, region: str,
         creds[key] = (c.mqtt_username, c.mqtt_password)
     if broker is not None:  # once for all the new passwords, not once per device
         broker.sync(engine)
-    return make_meters(slug, existing, credentials=creds)
+    return make_meters(slug, existing, credentials=creds, faults=faults)
 
 
 @meters_group.command("simulate")

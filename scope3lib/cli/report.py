@@ -75,11 +75,15 @@ def report_history(ctx: click.Context, slug: str, limit: int) -> None:
 @click.argument("slug")
 @click.option("--interval", type=click.FloatRange(1), default=20.0, show_default=True,
               help="Seconds between checks for due reports.")
+@click.option("--rollup-every", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Seconds between meter rollups (readings into daily emission entries); 0: none.")
 @click.pass_context
-def report_scheduler(ctx: click.Context, slug: str, interval: float) -> None:
-    """Run tenant SLUG's scheduled reports as they fall due (the hub runs this as its `reports` service)."""
+def report_scheduler(ctx: click.Context, slug: str, interval: float, rollup_every: float) -> None:
+    """Run tenant SLUG's scheduled reports as they fall due, and its meter rollup (the hub runs this as its
+    `reports` service)."""
     logging.getLogger().setLevel(logging.INFO)
     url = _tenant_url(ctx.obj, slug)
-    scheduler = reports.Scheduler(db.connect(url), url, slug, start=dt.datetime.now(dt.UTC))
+    scheduler = reports.Scheduler(db.connect(url), url, slug, start=dt.datetime.now(dt.UTC),
+                                  rollup_every_s=rollup_every)
     click.echo(f"scheduler for {slug}: checking every {interval:g}s", err=True)
     scheduler.run_forever(interval)

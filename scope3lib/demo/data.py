@@ -57,6 +57,41 @@ COUNTRIES: dict[str, tuple[float, list[str]]] = {
     "IN": (0.04, ["IN"]), "MX": (0.03, ["MX"]), "JP": (0.02, ["JP"]),
 }
 
+# The hidden part of each supplier's intensity (its "effect" on its sector's EEIO factor). Part of it depends
+# on what is known about the supplier, as real intensities do, so a model can learn it (scope3lib.ml): the
+# grid it runs on (a stated assumption of this generator, ordered like published grid intensities, not
+# measured values), scaled by how energy-intensive its sector is; its size (-0.12 per decade of spend above
+# 250,000 USD); an unexplained part LogNormal(0, 0.2); and planted outliers (3 %) multiplied by 4-8.
+GRID_TERM: dict[str, float] = {
+    "CN": 0.45, "IN": 0.55, "MX": 0.15, "JP": 0.10, "DE": 0.05, "GB": -0.25, "FR": -0.50,
+    "CAMX": -0.20, "ERCT": 0.05, "RFCE": -0.05, "RFCW": 0.25, "NYUP": -0.35, "SRSO": 0.10, "NWPP": -0.25,
+    "MROW": 0.30,
+}
+SIZE_SLOPE = -0.12  # log-effect per decade of annual spend above 250,000 USD
+NOISE_SD = 0.2  # sd of the unexplained log-effect
+OUTLIER_SHARE = 0.03
+
+
+def supplier_effect(rng: np.random.Generator, sector_factor: np.ndarray, region: np.ndarray, spend: np.ndarray,
+                    *, learnable: bool = True, outlier_share: float = OUTLIER_SHARE) -> tuple[np.ndarray, np.ndarray]:
+    """Each supplier's effect (true intensity / sector factor) and whether it is a planted outlier.
+
+    ``learnable=False`` draws the effect independently of everything known (LogNormal(0, 0.4)), a population on
+    which the sector factor is already the best estimate: what an estimator must recognise and refuse to use.
+    """
+    n = len(sector_factor)
+    if learnable:
+        energy_weight = np.clip(np.log(sector_factor / 0.1) / np.log(10), 0.3, 1.0)  # services feel a third
+        grid = pd.Series(region).map(GRID_TERM).fillna(0.0).to_numpy(dtype=float)
+        log_effect = energy_weight * grid + SIZE_SLOPE * np.log10(spend / 250_000) + rng.normal(0, NOISE_SD, n)
+        effect = np.exp(log_effect)
+    else:
+        effect = rng.lognormal(0.0, 0.4, size=n)
+    outlier = rng.random(n) < outlier_share
+    effect[outlier] *= rng.uniform(4, 8, size=int(outlier.sum()))
+    return effect, outlier
+
+
 _NAME_A = ["Northwind", "Bluewater", "Summit", "Granite", "Redwood", "Cobalt", "Harbor", "Pioneer", "Silver",
            "Evergreen", "Atlas", "Meridian", "Keystone", "Lakeside", "Ironbridge", "Crescent", "Falcon",
            "Horizon", "Orchard", "Sterling", "Tidewater", "Vanguard", "Westfield", "Beacon"]
@@ -70,14 +105,17 @@ class DemoProfile:
     name: str
     plan: str
     seed: int
-    suppliers: int = 220
+    suppliers: int = 800
     devices: int = 8
     year: int = 2025
+    learnable: bool = True  # see supplier_effect
+    # Meters the demo's simulator plants a fault in, for the anomaly detection to find.
+    faults: tuple[tuple[str, str], ...] = (("meter-003", "stuck"), ("meter-005", "spike"))
 
 
 DEMO_TENANTS = (
     DemoProfile("acme", "Acme Manufacturing", "professional", seed=11),
-    DemoProfile("globex", "Globex Retail", "enterprise", seed=23, suppliers=260, devices=6),
+    DemoProfile("globex", "Globex Retail", "enterprise", seed=23, suppliers=900, devices=6),
 )
 
 
@@ -110,7 +148,7 @@ def generate(profile: DemoProfile) -> DemoData:
     # One generator drawn in a fixed order (suppliers, intensities, entries, devices): the data
     # depend on that order, and the seed reproduces them.
     rng = np.random.default_rng(profile.seed)
-    drawn = _draw_suppliers(rng, profile.suppliers)
+    drawn = _draw_suppliers(rng, profile.suppliers, profile.learnable)
     entries = _monthly_entries(rng, drawn, profile.year)
     devices = _devices(rng, drawn, profile.devices)
     suppliers = pd.DataFrame({
@@ -124,7 +162,7 @@ def generate(profile: DemoProfile) -> DemoData:
     return DemoData(suppliers=suppliers, entries=entries, devices=devices, truth=truth)
 
 
-def _draw_suppliers(rng: np.random.Generator, n: int) -> _Drawn:
+def _draw_suppliers(rng: np.random.Generator, n: int, learnable: bool = True) -> _Drawn:
     factors = builtin_factors("epa-useeio").set_index("factor_key")
     codes = np.array(list(SECTORS))
     weights = np.array([w for _, w in SECTORS.values()], dtype=float)
@@ -139,9 +177,7 @@ def _draw_suppliers(rng: np.random.Generator, n: int) -> _Drawn:
     names = _unique_names(rng, n, naics)
 
     sector_factor = factors.loc[naics, "kg_co2e_per_unit"].to_numpy(dtype=float)
-    effect = rng.lognormal(0.0, 0.4, size=n)
-    outlier = rng.random(n) < 0.03
-    effect[outlier] *= rng.uniform(4, 8, size=outlier.sum())
+    effect, outlier = supplier_effect(rng, sector_factor, region, spend, learnable=learnable)
     reports = rng.random(n) < 0.25
     return _Drawn(names=names, naics=naics, country=country, region=region, spend=spend,
                   sector_factor=sector_factor, effect=effect, true_intensity=sector_factor * effect,

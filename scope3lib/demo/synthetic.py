@@ -1,19 +1,9 @@
-"""Synthetic supplier populations with a ground truth an estimator *can* learn (issue 6 evaluation).
+"""Synthetic supplier populations of any size with a ground truth, for the estimator's evaluation and benchmarks.
 
-``scope3lib.demo`` draws each supplier's hidden effect independently of everything known about the
-supplier, so no model can predict it: on that truth the EEIO sector factor is already the best median
-estimate of log intensity. To measure whether the estimator learns what is learnable, this module draws
-the same sectors, countries, regions and spend as the demo, but makes part of the effect depend on
-observable attributes, as real supplier intensities do:
-
-* the electricity grid the supplier runs on (coal-heavy grids raise the intensity of energy-intensive
-  sectors; the region terms below are a stated assumption of this generator, ordered like published
-  grid intensities, not measured values), scaled by how energy-intensive the sector is;
-* size (larger buyers' suppliers are a little more efficient per dollar: -0.12 per decade of spend);
-* an unexplained part, LogNormal(0, 0.2);
-* planted outliers (3 %) whose effect is multiplied by 4-8, as in the demo.
-
-Everything is seeded and pure (no database).
+The same sectors, countries, regions and spend as the demo tenants, and the same hidden effect
+(:func:`scope3lib.demo.data.supplier_effect`: the grid the supplier runs on, its size, an unexplained part and
+planted outliers), with plain supplier names, so a population of 100,000 is drawn in a blink. Everything is
+seeded and pure (no database).
 """
 
 from __future__ import annotations
@@ -22,16 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..factors import builtin_factors
-from .data import COUNTRIES, SECTORS, DemoData
-
-# Log-effect of the supplier's grid (assumption of the generator; ordering after grid carbon intensity).
-GRID_TERM: dict[str, float] = {
-    "CN": 0.45, "IN": 0.55, "MX": 0.15, "JP": 0.10, "DE": 0.05, "GB": -0.25, "FR": -0.50,
-    "CAMX": -0.20, "ERCT": 0.05, "RFCE": -0.05, "RFCW": 0.25, "NYUP": -0.35, "SRSO": 0.10, "NWPP": -0.25,
-    "MROW": 0.30,
-}
-SIZE_SLOPE = -0.12  # log-effect per decade of annual spend above 250,000 USD
-NOISE_SD = 0.2  # sd of the unexplained log-effect
+from .data import COUNTRIES, SECTORS, DemoData, supplier_effect
 
 
 def synthetic_suppliers(n: int, seed: int, *, report_share: float = 0.25, outlier_share: float = 0.03) -> pd.DataFrame:
@@ -57,14 +38,7 @@ def synthetic_suppliers(n: int, seed: int, *, report_share: float = 0.25, outlie
     region = table[ci, (rng.random(n) * counts[ci]).astype(int)]
     spend = np.clip(rng.lognormal(np.log(250_000), 1.3, size=n), 5_000, 80_000_000).round(-2)
     sector_factor = factors.loc[naics].to_numpy(dtype=float)
-    # Energy-intensive sectors feel the grid fully, services about a third.
-    energy_weight = np.clip(np.log(sector_factor / 0.1) / np.log(10), 0.3, 1.0)
-    grid = pd.Series(region).map(GRID_TERM).to_numpy(dtype=float)
-    log_effect = (energy_weight * grid + SIZE_SLOPE * np.log10(spend / 250_000)
-                  + rng.normal(0.0, NOISE_SD, size=n))
-    effect = np.exp(log_effect)
-    outlier = rng.random(n) < outlier_share
-    effect[outlier] *= rng.uniform(4, 8, size=int(outlier.sum()))
+    effect, outlier = supplier_effect(rng, sector_factor, region, spend, outlier_share=outlier_share)
     return pd.DataFrame({
         "name": [f"Supplier {seed}-{i:06d}" for i in range(n)],
         "naics_code": naics,

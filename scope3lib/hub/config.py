@@ -35,6 +35,7 @@ from .spawner import (
 log = logging.getLogger(__name__)
 
 REPORTS_SERVICE = "reports"
+LEDGER_SERVICE = "ledger"
 # The hub's own environment (admin database URL, secrets) never reaches a server: only these do.
 ENV_KEEP = ["PATH", "LANG", "LC_ALL", "TZ"]
 
@@ -74,7 +75,7 @@ def apply(c: Config, settings: HubSettings, admin_database_url: str, *, mode: st
     update_auth(c, settings, admin_database_url)
     update_default_url(c, settings)
     update_spawner(c, settings, mode)
-    update_services(c, settings, mode)
+    update_services(c, settings, mode, admin_database_url)
     return c
 
 
@@ -185,8 +186,9 @@ def _pre_spawn_hook(settings: HubSettings, mode: str, analyst_notebooks: list[Pa
     return pre_spawn_hook
 
 
-def update_services(c: Config, settings: HubSettings, mode: str) -> None:
-    """The dashboard (read-only database URL) and, unless switched off, the scheduled-reports service."""
+def update_services(c: Config, settings: HubSettings, mode: str, admin_database_url: str = "") -> None:
+    """The dashboard (read-only database URL), unless switched off the scheduled-reports service (reports and
+    meter rollups, read-write URL), and the operator's ledger service signing checkpoints (admin URL)."""
     hub, slug = settings.hub, settings.slug
     services: list[dict[str, Any]] = [
         {
@@ -206,7 +208,8 @@ def update_services(c: Config, settings: HubSettings, mode: str) -> None:
     if hub.scheduler:
         services.append({
             "name": REPORTS_SERVICE,
-            "command": [sys.executable, "-m", "scope3lib", "report", "scheduler", slug],
+            "command": [sys.executable, "-m", "scope3lib", "report", "scheduler", slug,
+                        f"--rollup-every={hub.rollup_every_s}"],
             "environment": {
                 "SCOPE3_TENANT_DATABASE_URL": settings.database_url,
                 "SCOPE3_TENANT": slug,
@@ -216,4 +219,14 @@ def update_services(c: Config, settings: HubSettings, mode: str) -> None:
     if mode == "local":
         for service in services:
             service["user"] = system_username(slug, service["name"])
+    if hub.checkpoint_every_s and admin_database_url:
+        # The operator's own process (the hub's user, never a tenant's): it holds the admin URL and the tenant's
+        # signing key, and runs no tenant code.
+        services.append({
+            "name": LEDGER_SERVICE,
+            "command": [sys.executable, "-m", "scope3lib", "ledger", "checkpoint", slug,
+                        f"--every={hub.checkpoint_every_s}"],
+            "environment": {"SCOPE3_DATABASE_URL": admin_database_url,
+                            "SCOPE3_DATA_DIR": str(settings.tenant_dir.parents[1])},
+        })
     c.JupyterHub.services = services

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebso
 from jupyterhub.singleuser.extension import JupyterHubIdentityProvider
 from jupyterhub.utils import url_path_join
 from tornado import web
+from tornado.ioloop import PeriodicCallback
 from traitlets import Integer
 from voila.app import Voila
 from voila.request_info_handler import RequestInfoSocketHandler
@@ -36,6 +38,10 @@ V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 
 class HubIdentityProvider(JupyterHubIdentityProvider):
     """JupyterHub OAuth for standalone Voila, whose handlers are mounted under the service prefix."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.pop("token", None)  # standalone Voila passes its own token, which hub OAuth does not use
+        super().__init__(**kwargs)
 
     def get_handlers(self) -> list[tuple[Any, ...]]:
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
@@ -247,6 +253,20 @@ def cell_timeout(cell: Any, limit: int = CELL_TIMEOUT_S) -> int | None:
     return None if WAIT_TAG in cell.get("metadata", {}).get("tags", []) else limit
 
 
+class DisconnectedPages:
+    """Which page kernels have had no browser connected for ``window_s`` seconds."""
+
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s, self.clock = window_s, clock
+        self.since: dict[str, float] = {}
+
+    def expired(self, connections: dict[str, int]) -> list[str]:
+        """Given each page kernel's open websockets now, the kernels disconnected for the whole window."""
+        now = self.clock()
+        self.since = {k: self.since.get(k, now) for k, n in connections.items() if n == 0}
+        return [k for k, t in self.since.items() if now - t >= self.window_s]
+
+
 class DashboardVoila(Voila):
     """Standalone Voila that answers 403 on server APIs before its catch-all notebook handler, does not time
     out a preheated kernel's wait for its viewer, and bounds the page kernels it holds."""
@@ -261,6 +281,26 @@ class DashboardVoila(Voila):
         # command line.
         limit = int(self.config.VoilaExecutor.get("timeout", CELL_TIMEOUT_S))
         self.config.VoilaExecutor.timeout_func = functools.partial(cell_timeout, limit=limit)
+
+    def start(self) -> None:
+        # The stock culler spares a kernel that is busy sending messages, and an open dashboard sends widget
+        # updates every few seconds: so a page whose browser is gone is also shut down here, once it has had no
+        # websocket for the cull window, whatever its kernel is doing.
+        kernels = self.config.MappingKernelManager
+        self.disconnected = DisconnectedPages(int(kernels.get("cull_idle_timeout", 300)))
+        PeriodicCallback(self._cull_disconnected, 1000 * int(kernels.get("cull_interval", 30))).start()
+        super().start()
+
+    async def _cull_disconnected(self) -> None:
+        manager = self.kernel_manager
+        connections = getattr(manager, "_kernel_connections", {})
+        pages = set(manager.list_kernel_ids()) - _pool_kernel_ids(manager)
+        for kernel_id in self.disconnected.expired({k: connections.get(k, 0) for k in pages}):
+            self.log.info("dashboard: shutting down page kernel %s (no browser connected)", kernel_id)
+            try:
+                await manager.shutdown_kernel(kernel_id, now=True)
+            except Exception:  # gone meanwhile (the stock culler, or the page's own shutdown)
+                self.log.debug("dashboard: kernel %s already gone", kernel_id, exc_info=True)
 
     def init_handlers(self) -> list[Any]:
         forbidden = (url_path_join(self.server_url, FORBIDDEN_PATHS), ForbiddenHandler)

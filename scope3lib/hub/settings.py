@@ -76,6 +76,14 @@ class HubFile(BaseModel):
     dashboard_max_pages_per_viewer: int = Field(
         3, ge=1, le=50, description="Most dashboard pages one viewer may have open at once.")
     scheduler: bool = Field(True, description="Run the scheduled-reports service with this hub.")
+    rollup_every_s: int = Field(
+        300, ge=0, le=86_400,
+        description=("How often the scheduled-reports service turns meter readings into daily emission entries "
+                     "(seconds; 0: never, only `scope3 meters rollup` does)."))
+    checkpoint_every_s: int = Field(
+        3600, ge=0, le=604_800,
+        description=("How often the hub's ledger service signs a checkpoint of the tenant's log when it has "
+                     "grown (seconds; 0: never, only `scope3 ledger checkpoint` does)."))
     allow_passwordless_database: bool = Field(
         False,
         description=("DEVELOPMENT ONLY. Start servers as local system users even though PostgreSQL lets local users "

@@ -606,6 +606,18 @@ def checkpoint(engine: Engine, data_dir: Path, slug: str) -> SignedCheckpoint:
     return SignedCheckpoint(note, cp)
 
 
+def checkpoint_if_grown(engine: Engine, data_dir: Path, slug: str) -> int | None:
+    """:func:`checkpoint` when the log has grown since the last signed checkpoint (or none is signed yet);
+    returns the signed tree size, or None when there was nothing new to sign."""
+    with engine.connect() as conn:
+        tid = tenancy.tenant_id(conn, slug)
+        size = conn.scalar(sa.text("SELECT count(*) FROM ledger_leaves WHERE tenant_id = :t"), {"t": tid})
+        signed = conn.scalar(sa.text("SELECT max(tree_size) FROM ledger_checkpoints WHERE tenant_id = :t"), {"t": tid})
+    if signed is not None and int(size or 0) <= int(signed):
+        return None
+    return checkpoint(engine, data_dir, slug).checkpoint.tree_size
+
+
 # --- proofs --------------------------------------------------------------------------------------
 
 

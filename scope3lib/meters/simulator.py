@@ -52,13 +52,24 @@ class SimulatedMeter:
     username: str | None = None
     password: str | None = None
     last: dt.datetime | None = None
+    # A planted fault, for demos of the anomaly detection: "stuck" repeats its reading for 10 of every 40
+    # readings; "spike" reads 20 times its load every 120th reading.
+    fault: str | None = None
+    count: int = 0
+    last_kwh: float = 0.0
 
     def reading(self, now: dt.datetime, rng: np.random.Generator) -> dict[str, object]:
         hours = 0.0 if self.last is None else (now - self.last).total_seconds() / 3600
         self.last = now
         kw = self.base_kw * load_shape(now, REGION_UTC_OFFSET.get(self.region, 0))
-        kwh = max(0.0, kw * hours * float(rng.lognormal(0.0, 0.05)))
-        return {"ts": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "kwh": round(kwh, 6)}
+        kwh = round(max(0.0, kw * hours * float(rng.lognormal(0.0, 0.05))), 6)
+        self.count += 1
+        if self.fault == "stuck" and self.count % 40 >= 30 and self.last_kwh > 0:
+            kwh = self.last_kwh
+        elif self.fault == "spike" and self.count % 120 == 0:
+            kwh = round(kwh * 20, 6)
+        self.last_kwh = kwh
+        return {"ts": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "kwh": kwh}
 
 
 class MeterSimulator:
@@ -136,14 +147,15 @@ class MeterSimulator:
 
 def make_meters(
     tenant: str, devices: list[tuple[str, str]], seed: int = 7,
-    credentials: dict[str, tuple[str, str]] | None = None,
+    credentials: dict[str, tuple[str, str]] | None = None, faults: dict[str, str] | None = None,
 ) -> list[SimulatedMeter]:
-    """Meters for ``devices`` [(device key, grid region)], with base loads of 5-200 kW."""
+    """Meters for ``devices`` [(device key, grid region)], with base loads of 5-200 kW; ``faults`` plants a
+    fault ("stuck", "spike") in the named devices."""
     rng = np.random.default_rng(seed)
-    credentials = credentials or {}
+    credentials, faults = credentials or {}, faults or {}
     meters = []
     for key, region in devices:
         user, password = credentials.get(key, (None, None))
         meters.append(SimulatedMeter(tenant, key, region, float(np.clip(rng.lognormal(3.4, 0.8), 5, 200)),
-                                     username=user, password=password))
+                                     username=user, password=password, fault=faults.get(key)))
     return meters

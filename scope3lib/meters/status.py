@@ -13,6 +13,7 @@ import pandas as pd
 from sqlalchemy.engine import Connection, Engine
 
 from .. import db
+from ..factors import lookup
 
 # A device on time reports every expected_interval_s; allow 10% jitter plus the ingest's 5 s
 # granularity of devices.last_seen before calling it silent.
@@ -20,15 +21,16 @@ _ONLINE_SLACK = 1.1
 _LAST_SEEN_GRANULARITY_S = 5
 
 STATUS_COLUMNS = ["device", "grid_region", "category", "supplier", "expected_interval_s", "last_seen", "silent_s",
-                  "state", "readings_today"]
+                  "state", "readings_today", "kwh_today"]
 
 _STATUS_SQL = """
 SELECT d.device_key AS device, d.grid_region, d.category, s.name AS supplier, d.expected_interval_s,
-       d.last_seen, d.revoked_at,
-       (SELECT count(*) FROM readings r WHERE r.device_id = d.id AND r.ts >= :midnight) AS readings_today
+       d.last_seen, d.revoked_at, today.readings AS readings_today, today.kwh AS kwh_today
 FROM devices d
 JOIN tenants t ON t.id = d.tenant_id
 LEFT JOIN suppliers s ON s.id = d.supplier_id AND s.tenant_id = d.tenant_id
+CROSS JOIN LATERAL (SELECT count(*) AS readings, coalesce(sum(r.kwh), 0) AS kwh FROM readings r
+                    WHERE r.device_id = d.id AND r.ts >= :midnight) AS today
 WHERE CAST(:slug AS text) IS NULL OR t.slug = :slug
 ORDER BY d.device_key
 """
@@ -39,7 +41,7 @@ def device_status(bind: Engine | Connection, *, tenant: str | None = None,
     """One row per device: last seen, ``state`` (online, silent, never, revoked), readings today (UTC).
 
     Columns: device, grid_region, category, supplier, expected_interval_s, last_seen, silent_s (seconds
-    since last seen), state, readings_today.
+    since last seen), state, readings_today, kwh_today (since midnight UTC).
     """
     now = now or dt.datetime.now(dt.UTC)
     midnight = dt.datetime.combine(now.date(), dt.time(), tzinfo=dt.UTC)
@@ -53,7 +55,17 @@ def device_status(bind: Engine | Connection, *, tenant: str | None = None,
         default="silent",
     )
     df["readings_today"] = df["readings_today"].astype(int)
+    df["kwh_today"] = df["kwh_today"].astype(float)
     return df[STATUS_COLUMNS]
+
+
+def kg_today(status: pd.DataFrame, factors: pd.DataFrame, today: dt.date | None = None) -> pd.Series:
+    """kg CO2e of each device's energy today (:func:`device_status`), priced as the daily rollup will price
+    it: the grid factor of its region for today's year (:mod:`scope3lib.factors.lookup`; ``factors`` is its
+    factor table). NaN for a region no factor covers."""
+    year = (today or dt.datetime.now(dt.UTC).date()).year
+    found = lookup.grid_factors(None, status["grid_region"], pd.Series([year] * len(status)), factors)
+    return pd.Series(status["kwh_today"].to_numpy() * found["factor_value"].to_numpy(dtype=float), index=status.index)
 
 
 def daily_energy(bind: Engine | Connection, days: int = 30, today: dt.date | None = None) -> pd.DataFrame:

@@ -11,11 +11,13 @@ panels unguarded, where a failure fails the run.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import html
 import io
 import logging
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +28,7 @@ from sqlalchemy.engine import Engine
 from ..accounting import inventory
 from ..categories import CATEGORIES, category_label
 from ..errors import Scope3Error
+from ..factors import lookup
 from ..tenancy import connected_tenant
 from . import panels
 from .panels import Panel, PanelContext, note
@@ -118,6 +121,7 @@ class ExecutiveDashboard:
         self.months = [str(m) for m in months]
         self._tenant_panels: list[Panel] | None = None
         self._slug: str | None = None
+        self._factor_table: tuple[float, pd.DataFrame] | None = None
 
     @property
     def slug(self) -> str | None:
@@ -154,9 +158,19 @@ class ExecutiveDashboard:
         """The panels of a selection of entries, in display order (rebuilt on every change of the controls)."""
         return self._render("selection", self._context(selection, label))
 
-    def live_panels(self) -> list[Panel]:
-        """The meters' panels, read now (rebuilt every few seconds on an open page)."""
-        return self._render("live", self._context(self.entries))
+    def live_panels(self, keys: set[str] | None = None) -> list[Panel]:
+        """The meters' panels (all, or those of ``keys``), read now: an open page rebuilds each every
+        ``refresh_s`` seconds of its registration."""
+        ctx = self._context(self.entries)
+        ctx.shared["factors"] = self._factors()
+        return [guarded(s.key, functools.partial(s.build, ctx)) for s in panels.specs("dashboard", "live")
+                if keys is None or s.key in keys]
+
+    def _factors(self) -> pd.DataFrame:
+        """The factor table the live panels price today's energy with, read at most every 10 minutes."""
+        if self._factor_table is None or time.monotonic() - self._factor_table[0] > 600:
+            self._factor_table = (time.monotonic(), lookup.factor_table(self.engine))
+        return self._factor_table[1]
 
     def tenant_panels(self) -> list[Panel]:
         """The tenant-wide panels (hotspots, estimates, verification, scenarios), computed on first use and
@@ -188,10 +202,37 @@ class ExecutiveDashboard:
             control.observe(redraw, names="value")
         redraw()
         _log_to_server()
+        live = {p.key: w.VBox(_widgets(p)) for p in self.live_panels()}
         sections: list[Any] = []
-        for panel in [*self.live_panels(), *self.tenant_panels()]:
+        for spec in panels.specs("dashboard", "live"):
+            sections += [w.HTML(f"<h3>{html.escape(spec.title)}</h3>"), live[spec.key]]
+        for panel in self.tenant_panels():
             sections += [w.HTML(f"<h3>{html.escape(panel.title)}</h3>"), *_widgets(panel)]
         display(w.VBox([w.HBox([period, category, supplier]), selection, *sections]))
+        try:
+            loop = asyncio.get_running_loop()  # a kernel's (Voila, Jupyter); plain Python has none to keep a page live
+        except RuntimeError:
+            return
+        self._live_task = loop.create_task(self._keep_live(live))
+
+    async def _keep_live(self, boxes: dict[str, Any]) -> None:
+        """Rebuild each live panel every ``refresh_s`` seconds, for as long as the page's kernel lives: readings
+        reach an open page without a reload and without re-running it. The queries run in a thread, so the
+        page's controls stay responsive; only the widgets' new content crosses to the browser."""
+        due = {s.key: time.monotonic() + s.refresh_s for s in panels.specs("dashboard", "live")}
+        every = {s.key: s.refresh_s for s in panels.specs("dashboard", "live")}
+        while True:
+            await asyncio.sleep(max(0.5, min(due.values()) - time.monotonic()))
+            keys = {k for k, t in due.items() if t <= time.monotonic()}
+            try:
+                fresh = await asyncio.to_thread(self.live_panels, keys)
+            except Exception:  # never let a refresh end the loop: the next one may succeed
+                log.exception("dashboard: refreshing the live panels failed")
+                fresh = []
+            for panel in fresh:
+                boxes[panel.key].children = _widgets(panel)
+            for k in keys:
+                due[k] = time.monotonic() + every[k]
 
 
 def _widgets(panel: Panel) -> list[Any]:

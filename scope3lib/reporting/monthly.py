@@ -7,7 +7,6 @@ run, with the section named, so a report is never silently incomplete.
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 
 from sqlalchemy.engine import Engine
@@ -22,20 +21,20 @@ class ReportSectionError(Scope3Error):
     """A section of a report could not be built; the run fails with the section named."""
 
 
-def window_label(first: dt.date, last: dt.date) -> str:
-    return f"{first:%B %Y} to {last:%B %Y}"
-
-
-def show(engine: Engine, months: int = 12, end: str | None = None, top_n: int = 10) -> list[panels.Panel]:
-    """Display the report for the ``months`` months ending at ``end`` (YYYY-MM; the latest month with entries
-    when None); returns its panels."""
+def show(engine: Engine, months: int | None = None, end: str | None = None, top_n: int = 10) -> list[panels.Panel]:
+    """Display the report and return its panels. The period is :func:`scope3lib.accounting.inventory.reporting_window`:
+    ``months`` months ending at ``end`` (YYYY-MM), or by default the last complete reporting year (or the open
+    year to date, marked partial). A period without entries says so and shows no figures: never a 0 t result."""
     from IPython.display import HTML, display
 
-    first, last = inventory.month_window(engine, months, end or None)
-    label = window_label(first, last)
-    ctx = panels.PanelContext(engine, inventory.entries(engine, first, last), label, connected_tenant(engine),
-                              top_n)
-    display(HTML(f"<h1>Scope 3 emissions report</h1><p><b>{html.escape(label)}</b></p>"))
+    window = inventory.reporting_window(engine, months or None, end or None)
+    entries = inventory.entries(engine, window.first, window.last)
+    display(HTML(f"<h1>Scope 3 emissions report</h1><p><b>{html.escape(window.label)}</b></p>"))
+    if entries.empty:
+        display(HTML(f"<p class='report-empty'>No emission entries in {html.escape(window.label)}: there is nothing "
+                     f"to report for this period. {html.escape(_what_there_is(engine))}</p>"))
+        return []
+    ctx = panels.PanelContext(engine, entries, window.label, connected_tenant(engine), top_n)
     shown = []
     for spec in panels.specs("report"):
         try:
@@ -45,3 +44,10 @@ def show(engine: Engine, months: int = 12, end: str | None = None, top_n: int = 
         panel.display(level=2)
         shown.append(panel)
     return shown
+
+
+def _what_there_is(engine: Engine) -> str:
+    span = inventory.entries(engine)["period_start"]
+    if span.empty:
+        return "The inventory has no entries yet."
+    return f"The inventory has entries from {min(span):%B %Y} to {max(span):%B %Y}; choose a period among those."

@@ -359,13 +359,32 @@ def history(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
 
 
 class Scheduler:
-    """Runs a tenant's due reports. ``tick(now)`` runs what fell due since the last tick."""
+    """Runs a tenant's due reports. ``tick(now)`` runs what fell due since the last tick, and, every
+    ``rollup_every_s`` seconds (0: never), the daily meter rollup of the last two days, so meter readings become
+    emission entries by themselves."""
 
     def __init__(self, engine: Engine, database_url: str, tenant: str, *, schedules: Path | None = None,
-                 output_root: Path | None = None, start: dt.datetime | None = None) -> None:
+                 output_root: Path | None = None, start: dt.datetime | None = None, rollup_every_s: float = 0) -> None:
         self.engine, self.database_url, self.tenant = engine, database_url, tenant
         self.schedules, self.output_root = schedules, output_root
         self.last = start or dt.datetime.now(dt.UTC)
+        self.rollup_every_s = rollup_every_s
+        self.last_rollup: dt.datetime | None = None
+
+    def rollup(self, now: dt.datetime) -> None:
+        """The meter rollup when due; yesterday too, so the readings of the day's last minutes are not left out."""
+        if not self.rollup_every_s or (self.last_rollup and (now - self.last_rollup).total_seconds()
+                                       < self.rollup_every_s):
+            return
+        from ..meters.rollup import rollup_daily
+
+        self.last_rollup = now
+        result = rollup_daily(self.engine, self.tenant, since=now.date() - dt.timedelta(days=1))
+        if result.inserted or result.updated:
+            log.info("rollup for %s: %d days added, %d updated; %.1f kWh -> %.1f kg CO2e", self.tenant,
+                     result.inserted, result.updated, result.kwh, result.kg_co2e)
+        for missing in result.missing_factors:
+            log.warning("rollup for %s: no grid factor for %s", self.tenant, missing)
 
     def due(self, spec: ReportSpec, now: dt.datetime) -> list[dt.datetime]:
         """Scheduled times in (last, now]; only the latest one is run (no backlog storm after downtime)."""
@@ -377,6 +396,7 @@ class Scheduler:
 
     def tick(self, now: dt.datetime | None = None) -> list[RunResult]:
         now = now or dt.datetime.now(dt.UTC)
+        self.rollup(now)
         results = []
         for name, spec in load_schedules(self.schedules).items():
             if not spec.applies_to(self.tenant):
@@ -394,4 +414,6 @@ class Scheduler:
                 self.tick()
             except Scope3Error as exc:  # a bad schedules file: say so and keep the service alive
                 log.error("scheduler: %s", exc)
+            except sa.exc.DBAPIError as exc:  # the database is away: the next tick tries again
+                log.error("scheduler: database error: %s", str(exc.orig).splitlines()[0] if exc.orig else exc)
             time.sleep(interval_s)

@@ -90,20 +90,21 @@ class PanelSpec:
     order: int
     on: tuple[Where, ...]
     build: Callable[[PanelContext], Panel]
+    refresh_s: float = 5.0  # live panels: how often an open dashboard rebuilds it
 
 
 _REGISTRY: dict[str, PanelSpec] = {}
 _loaded = False
 
 
-def register(key: str, title: str, *, scope: Scope, order: int,
-             on: tuple[Where, ...] = ("dashboard", "report")) -> Callable[[Callable[[PanelContext], Panel]],
-                                                                         Callable[[PanelContext], Panel]]:
-    """Register the decorated function as the builder of panel ``key`` (keys are unique)."""
+def register(key: str, title: str, *, scope: Scope, order: int, on: tuple[Where, ...] = ("dashboard", "report"),
+             refresh_s: float = 5.0) -> Callable[[Callable[[PanelContext], Panel]], Callable[[PanelContext], Panel]]:
+    """Register the decorated function as the builder of panel ``key`` (keys are unique); a ``live`` panel is
+    rebuilt every ``refresh_s`` seconds on an open dashboard."""
     def decorate(build: Callable[[PanelContext], Panel]) -> Callable[[PanelContext], Panel]:
         if key in _REGISTRY and _REGISTRY[key].build is not build:
             raise ValueError(f"panel {key!r} is registered twice")
-        _REGISTRY[key] = PanelSpec(key, title, scope, order, on, build)
+        _REGISTRY[key] = PanelSpec(key, title, scope, order, on, build, refresh_s)
         return build
     return decorate
 

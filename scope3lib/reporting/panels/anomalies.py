@@ -1,0 +1,42 @@
+"""Meter anomalies of the last hour: gaps, stuck values, spikes and drift, each against the meter's own pattern."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+
+import pandas as pd
+
+from . import Panel, PanelContext, note, register
+
+TITLE = "Meter anomalies, last hour"
+WINDOW = dt.timedelta(hours=1)
+SHOWN = 10
+_KINDS = {"gap": "no readings", "stuck": "stuck value", "spike": "spike", "drift": "drift"}
+
+
+@register("anomalies", TITLE, scope="live", order=67, on=("dashboard",))
+def anomalies(ctx: PanelContext) -> Panel:
+    """:func:`scope3lib.ml.anomalies.findings` over the readings of the last hour, newest first."""
+    from ...ml.anomalies import device_readings, findings
+
+    since = dt.datetime.now(dt.UTC) - WINDOW
+    readings = device_readings(ctx.engine, since)
+    if readings.empty:
+        return Panel("anomalies", TITLE, (note("No meter readings in the last hour."),), "empty")
+    found = findings(readings).sort_values("start", ascending=False)
+    checked = f"{len(readings):,} readings from {readings['device_key'].nunique()} meters checked"
+    if found.empty:
+        return Panel("anomalies", TITLE, (note(f"No anomalies ({checked})."),), "ok", found)
+    top = found.head(SHOWN)
+    table = pd.DataFrame({
+        "Meter": top["device_key"],
+        "What": top["kind"].map(_KINDS).fillna(top["kind"]),
+        "From (UTC)": pd.to_datetime(top["start"], utc=True).dt.strftime("%H:%M:%S"),
+        "To (UTC)": pd.to_datetime(top["end"], utc=True).dt.strftime("%H:%M:%S"),
+        "Detail": top["detail"],
+    })
+    head = note(f"<b>{len(found)}</b> finding{'s' if len(found) != 1 else ''} ({html.escape(checked)})"
+                + (f"; the {SHOWN} most recent:" if len(found) > SHOWN else ":"), "color:#222")
+    rows = str(table.to_html(index=False, classes="meter-anomalies", border=0, justify="left"))
+    return Panel("anomalies", TITLE, (head, rows), "ok", found)
