@@ -6,6 +6,7 @@ the hub run them: no admin URL in the kernel.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Iterator
@@ -171,9 +172,11 @@ def test_a_nightly_run_with_a_model_version_that_does_not_exist_fails_and_says_w
 
 def test_nightly_report_falls_back_to_eeio_on_the_demo_tenant_and_says_so(make_tenant: TenantFactory,
                                                                           data_dir: Path, tmp_path: Path) -> None:
-    # The demo's supplier effects are independent of anything known about a supplier (scope3lib.demo), so
-    # the model cannot beat the EEIO factor out of fold there: the run trains, refuses to use it, says so.
-    creds = make_tenant("nightly-demo", name="Nightly Demo", demo_profile=demo.DEMO_TENANTS[0])
+    # Demo data whose supplier effects are independent of anything known about a supplier (learnable=False,
+    # scope3lib.demo.data.supplier_effect): the model cannot beat the EEIO factor out of fold there, so the run
+    # trains, refuses to use it, and says so.
+    creds = make_tenant("nightly-demo", name="Nightly Demo",
+                        demo_profile=dataclasses.replace(demo.DEMO_TENANTS[0], suppliers=220, learnable=False))
     result = nightly(creds, tmp_path, data_dir)
     assert result.status == "succeeded", result.error
     assert result.output_ipynb is not None
