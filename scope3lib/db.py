@@ -8,6 +8,7 @@ and every query behave the same everywhere (docs/design.md, decision 1).
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,7 +76,12 @@ def embedded_postgres(data_dir: Path) -> str:
     The server stops when the last process that attached to it exits.
     """
     try:
-        import pgserver
+        with warnings.catch_warnings():
+            # pgserver asks platformdirs for a runtime directory when imported; where XDG_RUNTIME_DIR is unset
+            # (a root shell, a service) that prints a warning and a line of source on every command, though the
+            # fallback it uses is fine.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            import pgserver
     except ImportError as exc:  # pragma: no cover - a dependency of the package
         raise DatabaseUnavailable("embedded PostgreSQL needs pgserver: pip install pgserver") from exc
 

@@ -52,10 +52,11 @@ def ml_train(ctx: click.Context, slug: str, seed: int) -> None:
 
     est = estimates.train_tenant(_tenant_engine(ctx.obj, slug), ctx.obj.data_dir, slug, seed=seed)
     m = est.metrics
-    verdict = "beats" if m["beats_baseline"] else "does NOT beat (predict will fall back to EEIO)"
+    verdict = ("it beats the EEIO baseline, so `scope3 ml predict` uses it" if m["beats_baseline"] else
+               "it does not beat the EEIO baseline, so `scope3 ml predict` keeps the EEIO factors")
     click.echo(f"model {est.version} for {slug}: {int(m['suppliers'])} reporting suppliers; out of fold MAPE "
                f"{m['mape_pct']:.1f}% vs EEIO {m['eeio_mape_pct']:.1f}%, R² log {m['r2_log']:.3f} vs "
-               f"{m['eeio_r2_log']:.3f}, 90% interval coverage {m['coverage']:.0%}; {verdict} the EEIO baseline")
+               f"{m['eeio_r2_log']:.3f}, 90% interval coverage {m['coverage']:.0%}; {verdict}")
 
 
 @ml_group.command("predict")

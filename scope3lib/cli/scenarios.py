@@ -64,9 +64,15 @@ def scenarios_run(ctx: click.Context, slug: str, path: str, save: bool, replace:
         click.echo("")
         click.echo(result.totals.round(1).to_string(index=False))
     click.echo(
-        f"\nin {s['target_year']}: {s['scenario_target_t']:,.1f} t CO2e, {s['reduction_vs_bau_pct']:.1f}% below "
-        f"business as usual, {s['reduction_vs_base_pct']:.1f}% below {s['base_year']}; target pathway "
+        f"\nin {s['target_year']}: {s['scenario_target_t']:,.1f} t CO2e, "
+        f"{_versus(s['reduction_vs_bau_pct'], 'business as usual')}, "
+        f"{_versus(s['reduction_vs_base_pct'], str(s['base_year']))}; target pathway "
         f"{s['pathway_target_t']:,.1f} t ({'on track' if s['on_track'] else 'off track'})"
     )
     if save:
         click.echo(f"saved scenario {scenario.name!r} for {slug}")
+
+
+def _versus(reduction_pct: float, what: str) -> str:
+    """"12.3% below 2025" or "4.5% above 2025", never "-4.5% below"."""
+    return f"{abs(reduction_pct):.1f}% {'below' if reduction_pct >= 0 else 'above'} {what}"

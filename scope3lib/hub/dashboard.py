@@ -335,6 +335,8 @@ def voila_command(notebook: Path, port: int, pool_size: int, cell_timeout_s: int
         f"--VoilaExecutor.timeout={cell_timeout_s}",  # see cell_timeout
         # Without it one page in ten waited out that timeout (scope3lib.hub.kernel_client says why).
         "--KernelManager.client_factory=scope3lib.hub.kernel_client.SlicedPollKernelClient",
+        # Unix sockets in the service user's private runtime directory, not TCP ports any local user can reach.
+        "--KernelManager.transport=ipc",
         # A page's kernel lives until its websocket closes: one fetched without it, or a browser closed hard,
         # would keep ~300 MB for ever. Kernels with no browser connected are shut down once idle this long
         # (Voila never culls its preheated ones); an open page keeps its kernel.

@@ -6,13 +6,21 @@ returns a ``plotly.graph_objects.Figure``; none queries the database.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import plotly.graph_objects as go
 
 from ..categories import category_label
 
-# One colour per data source, the same everywhere; ML estimates stand out from measured data.
+# One colour and one name per data source, the same everywhere; ML estimates stand out from measured data.
 SOURCE_COLOURS = {"manual": "#1f77b4", "import": "#7f7f7f", "iot": "#2ca02c", "ml": "#ff7f0e"}
+# Data sources in the order they are stacked, from most to least direct, with words an executive reads.
+SOURCE_LABELS = {"manual": "supplier data", "iot": "metered", "import": "spend-based (EEIO)", "ml": "ML estimate"}
+
+
+def source_label(source: object) -> str:
+    return SOURCE_LABELS.get(str(source), str(source))
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 40, "r": 20, "t": 50, "b": 40}, "height": 360}
 
 
@@ -28,10 +36,14 @@ def trend(entries: pd.DataFrame, title: str = "Emissions by month (t CO2e)") -> 
         return _empty(title)
     df = entries.assign(month=pd.to_datetime(entries["period_start"]).dt.to_period("M").dt.to_timestamp())
     pivot = df.pivot_table(index="month", columns="data_source", values="kg_co2e", aggfunc="sum", fill_value=0)
-    fig = go.Figure(layout={**_LAYOUT, "title": title, "barmode": "stack"})
+    order = [c for c in SOURCE_LABELS if c in pivot.columns]
+    pivot = pivot[order + [c for c in pivot.columns if c not in SOURCE_LABELS]]
+    fig = go.Figure(layout={**_LAYOUT, "title": title, "barmode": "stack", "yaxis": {"title": "t CO2e"},
+                            "xaxis": {"tickformat": "%b %Y", "dtick": "M1" if len(pivot) <= 12 else "M3"}})
     for source in pivot.columns:
-        fig.add_bar(x=pivot.index, y=pivot[source] / 1000, name=str(source),
-                    marker_color=SOURCE_COLOURS.get(str(source)))
+        fig.add_bar(x=pivot.index, y=pivot[source] / 1000, name=source_label(source),
+                    marker_color=SOURCE_COLOURS.get(str(source)), hovertemplate="%{x|%B %Y}: %{y:,.1f} t<extra>"
+                    + source_label(source) + "</extra>")
     return fig
 
 
@@ -61,27 +73,37 @@ def data_sources(entries: pd.DataFrame, title: str = "Where the numbers come fro
     if entries.empty:
         return _empty(title)
     g = entries.groupby("data_source")["kg_co2e"].sum()
+    g = g[g / g.sum() >= 0.0005] if g.sum() > 0 else g  # a share that would print as 0.0% is left out
     fig = go.Figure(layout={**_LAYOUT, "title": title})
-    fig.add_pie(labels=g.index.astype(str), values=g.to_numpy(), hole=0.45, sort=False,
+    fig.add_pie(labels=[source_label(s) for s in g.index], values=g.to_numpy(), hole=0.45, sort=False,
+                texttemplate="%{percent:.1%}", hovertemplate="%{label}: %{value:,.0f} kg CO2e<extra></extra>",
                 marker={"colors": [SOURCE_COLOURS.get(str(s), "#cccccc") for s in g.index]})
     return fig
 
 
-def recent_energy(daily: pd.DataFrame, title: str = "Metered energy, last 30 days") -> go.Figure:
-    """Daily kWh (bars) and kg CO2e (line) from ``meters.daily_energy``."""
-    if daily.empty:
-        return _empty(title, "no meter readings in the last 30 days")
-    fig = go.Figure(layout={**_LAYOUT, "title": title, "yaxis": {"title": "kWh"},
-                            "yaxis2": {"title": "kg CO2e", "overlaying": "y", "side": "right"}})
-    fig.add_bar(x=daily["day"], y=daily["kwh"], name="kWh", marker_color="#8ecae6")
-    if "kg_co2e" in daily:
-        fig.add_scatter(x=daily["day"], y=daily["kg_co2e"], name="kg CO2e", yaxis="y2",
-                        line={"color": "#2ca02c"})
+def recent_energy(daily: pd.DataFrame, title: str = "Metered energy, last 30 days", days: int = 30,
+                  today: dt.date | None = None) -> go.Figure:
+    """Daily kWh (bars) and kg CO2e (line) from ``meters.status.daily_energy``, on a calendar of the last ``days``
+    days (so one day of data is one bar among 30, not a bar the width of the chart); both axes start at zero."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    calendar = pd.DataFrame({"day": pd.date_range(end=pd.Timestamp(today), periods=days, freq="D").date})
+    df = calendar.merge(daily.assign(day=pd.to_datetime(daily["day"]).dt.date), on="day", how="left")
+    if not df["kwh"].notna().any():
+        return _empty(title, f"no meter readings in the last {days} days")
+    fig = go.Figure(layout={**_LAYOUT, "title": title,
+                            "xaxis": {"type": "date", "tickformat": "%d %b", "range": [
+                                pd.Timestamp(calendar["day"].iloc[0]) - pd.Timedelta(hours=12),
+                                pd.Timestamp(calendar["day"].iloc[-1]) + pd.Timedelta(hours=12)]},
+                            "yaxis": {"title": "kWh", "rangemode": "tozero"},
+                            "yaxis2": {"title": "kg CO2e", "overlaying": "y", "side": "right", "rangemode": "tozero",
+                                       "showgrid": False},
+                            "legend": {"orientation": "h", "y": -0.2}})
+    fig.add_bar(x=df["day"], y=df["kwh"], name="kWh", marker_color="#8ecae6",
+                hovertemplate="%{x|%d %b}: %{y:,.1f} kWh<extra></extra>")
+    if "kg_co2e" in df:
+        fig.add_scatter(x=df["day"], y=df["kg_co2e"], name="kg CO2e (daily entries)", yaxis="y2", mode="lines+markers",
+                        line={"color": "#2ca02c"}, hovertemplate="%{x|%d %b}: %{y:,.2f} kg CO2e<extra></extra>")
     return fig
-
-
-# Data sources in the order they are stacked, from most to least direct, with words an executive reads.
-SOURCE_LABELS = {"manual": "supplier data", "iot": "metered", "import": "spend-based (EEIO)", "ml": "ML estimate"}
 
 
 def source_mix(shares: pd.DataFrame, title: str = "Share of emissions by data source (%)") -> go.Figure:

@@ -30,7 +30,7 @@ from ..categories import CATEGORIES, category_label
 from ..errors import Scope3Error
 from ..factors import lookup
 from ..tenancy import connected_tenant
-from . import panels
+from . import panels, tables
 from .panels import Panel, PanelContext, note
 from .panels.headline import kpis
 from .panels.hotspots import HOTSPOT_MIN_SUPPLIERS
@@ -148,6 +148,16 @@ class ExecutiveDashboard:
             mask &= df["supplier"].fillna("").str.contains(supplier.strip(), case=False, regex=False)
         return df[mask]
 
+    def _default_period(self) -> tuple[int, int]:
+        """The slider's first selection: the report's period (the last complete reporting year, or the open year
+        to date), so the page opens on the numbers the monthly report gives."""
+        if not self.months:
+            return 0, 0
+        window = inventory.reporting_window(self.engine)
+        first, last = f"{window.first:%Y-%m}", f"{window.last:%Y-%m}"
+        inside = [i for i, m in enumerate(self.months) if first <= m <= last]
+        return (inside[0], inside[-1]) if inside else (0, len(self.months) - 1)
+
     def _context(self, entries: pd.DataFrame, label: str = "whole inventory") -> PanelContext:
         return PanelContext(self.engine, entries, label, self.slug)
 
@@ -185,7 +195,7 @@ class ExecutiveDashboard:
         from IPython.display import display
 
         options = self.months or ["-"]
-        period = w.SelectionRangeSlider(options=options, index=(0, len(options) - 1), description="Period",
+        period = w.SelectionRangeSlider(options=options, index=self._default_period(), description="Period",
                                         layout=w.Layout(width="480px"))
         category = w.Dropdown(options=[("All categories", 0)]
                               + [(category_label(n), n) for n in CATEGORIES], value=0, description="Category")
@@ -208,7 +218,7 @@ class ExecutiveDashboard:
             sections += [w.HTML(f"<h3>{html.escape(spec.title)}</h3>"), live[spec.key]]
         for panel in self.tenant_panels():
             sections += [w.HTML(f"<h3>{html.escape(panel.title)}</h3>"), *_widgets(panel)]
-        display(w.VBox([w.HBox([period, category, supplier]), selection, *sections]))
+        display(w.VBox([w.HTML(tables.style()), w.HBox([period, category, supplier]), selection, *sections]))
         try:
             loop = asyncio.get_running_loop()  # a kernel's (Voila, Jupyter); plain Python has none to keep a page live
         except RuntimeError:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from ..accounting import inventory
 from ..errors import Scope3Error
 from ..tenancy import connected_tenant
-from . import panels
+from . import panels, tables
 
 
 class ReportSectionError(Scope3Error):
@@ -29,7 +29,7 @@ def show(engine: Engine, months: int | None = None, end: str | None = None, top_
 
     window = inventory.reporting_window(engine, months or None, end or None)
     entries = inventory.entries(engine, window.first, window.last)
-    display(HTML(f"<h1>Scope 3 emissions report</h1><p><b>{html.escape(window.label)}</b></p>"))
+    display(HTML(f"{tables.style()}<h1>Scope 3 emissions report</h1><p><b>{html.escape(window.label)}</b></p>"))
     if entries.empty:
         display(HTML(f"<p class='report-empty'>No emission entries in {html.escape(window.label)}: there is nothing "
                      f"to report for this period. {html.escape(_what_there_is(engine))}</p>"))
@@ -41,7 +41,7 @@ def show(engine: Engine, months: int | None = None, end: str | None = None, top_
             panel = spec.build(ctx)
         except Exception as exc:
             raise ReportSectionError(f"section {spec.title!r} failed: {exc}") from exc
-        panel.display(level=2)
+        panel.display(level=2, report=True)
         shown.append(panel)
     return shown
 

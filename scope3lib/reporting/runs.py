@@ -214,13 +214,31 @@ def _record_end(engine: Engine, run_id: int, status: str, *, error: str | None =
              "h": str(html) if html else None, "id": run_id})
 
 
-def _to_html(ipynb: Path, html: Path) -> None:
+def _to_html(ipynb: Path, html: Path, title: str) -> None:
+    """The executed notebook as an HTML page without code, titled ``title``, drawing its figures with the one
+    copy of plotly.js kept beside the tenant's reports (:func:`_plotly_js`)."""
     import nbformat
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(str(ipynb), as_version=4))
-    html.write_text(body, encoding="utf-8")
+    body, _ = exporter.from_notebook_node(nbformat.read(str(ipynb), as_version=4),
+                                          resources={"metadata": {"name": title}})
+    script = f'<script src="../{_plotly_js(html.parent.parent).name}"></script>'
+    html.write_text(body.replace("</head>", f"{script}\n</head>", 1), encoding="utf-8")
+
+
+def _plotly_js(directory: Path) -> Path:
+    """plotly.js of the installed plotly, copied once into ``directory`` (the tenant's reports folder) and shared
+    by every report there: embedded in each, it made every report 5 MB."""
+    import plotly
+
+    target = directory / f"plotly-{plotly.__version__}.min.js"
+    if not target.exists():
+        source = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(source.read_bytes())
+        os.replace(tmp, target)
+    return target
 
 
 def _prune(directory: Path, keep: int) -> None:
@@ -332,12 +350,31 @@ def _execute(run: _Run, ipynb: Path, html: Path) -> tuple[Path | None, Path | No
     with _tenant_environment(run.database_url, run.tenant, run.data_dir):
         papermill.execute_notebook(str(run.notebook), str(ipynb), parameters=run.params, kernel_name="python3",
                                    cwd=str(run.notebook.parent), progress_bar=False, log_output=False,
-                                   execution_timeout=run.spec.timeout_s)
+                                   execution_timeout=run.spec.timeout_s, kernel_manager_class=_local_kernels())
     if "html" in run.spec.formats:
-        _to_html(ipynb, html)
+        title = f"{run.name.replace('_', ' ').capitalize()} report, {run.tenant}, {dt.date.today():%d %B %Y}"
+        _to_html(ipynb, html, title)
     if "ipynb" not in run.spec.formats:
         ipynb.unlink(missing_ok=True)
     return (ipynb if ipynb.exists() else None), (html if html.exists() else None)
+
+
+def _local_kernels() -> type:
+    """A kernel manager whose kernels talk over Unix sockets in a private directory instead of TCP ports on
+    localhost, which any local user can reach (and ipykernel warns about on every report)."""
+    import tempfile
+
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Unicode, default
+
+    class LocalSocketKernelManager(AsyncKernelManager):
+        transport = Unicode("ipc")
+
+        @default("ip")
+        def _private_socket_path(self) -> str:
+            return str(Path(tempfile.mkdtemp(prefix="scope3-kernel-")) / "kernel")
+
+    return LocalSocketKernelManager
 
 
 def output_dir(data_dir: Path, tenant: str) -> Path:

@@ -53,14 +53,25 @@ class Panel:
     def figures(self) -> list[go.Figure]:
         return [i for i in self.items if isinstance(i, go.Figure)]
 
-    def display(self, title: bool = True, level: int = 3) -> None:
-        """Display the panel in a notebook, a report or an ipywidgets Output."""
+    def display(self, title: bool = True, level: int = 3, report: bool = False) -> None:
+        """Display the panel in a notebook, a report or an ipywidgets Output.
+
+        With ``report``, each figure is displayed both as plotly's own output (interactive in JupyterLab) and
+        as HTML that draws it with a plotly.js the page loads once (what the report's HTML export keeps), so
+        a report does not carry a copy of plotly.js per figure.
+        """
         from IPython.display import HTML, display
 
         if title:
             display(HTML(f"<h{level}>{html.escape(self.title)}</h{level}>"))
         for item in self.items:
-            display(HTML(item) if isinstance(item, str) else item)
+            if isinstance(item, str):
+                display(HTML(item))
+            elif report:
+                display({"application/vnd.plotly.v1+json": item.to_plotly_json(),
+                         "text/html": item.to_html(full_html=False, include_plotlyjs=False)}, raw=True)
+            else:
+                display(item)
 
 
 @dataclass

@@ -7,6 +7,7 @@ import html
 
 import pandas as pd
 
+from ..tables import html_table
 from . import Panel, PanelContext, note, register
 
 TITLE = "Meter anomalies, last hour"
@@ -28,15 +29,12 @@ def anomalies(ctx: PanelContext) -> Panel:
     checked = f"{len(readings):,} readings from {readings['device_key'].nunique()} meters checked"
     if found.empty:
         return Panel("anomalies", TITLE, (note(f"No anomalies ({checked})."),), "ok", found)
-    top = found.head(SHOWN)
-    table = pd.DataFrame({
-        "Meter": top["device_key"],
-        "What": top["kind"].map(_KINDS).fillna(top["kind"]),
-        "From (UTC)": pd.to_datetime(top["start"], utc=True).dt.strftime("%H:%M:%S"),
-        "To (UTC)": pd.to_datetime(top["end"], utc=True).dt.strftime("%H:%M:%S"),
-        "Detail": top["detail"],
-    })
+    top = found.head(SHOWN).assign(
+        what=lambda d: d["kind"].map(_KINDS).fillna(d["kind"]),
+        since=lambda d: pd.to_datetime(d["start"], utc=True).dt.strftime("%H:%M:%S"),
+        until=lambda d: pd.to_datetime(d["end"], utc=True).dt.strftime("%H:%M:%S"))
     head = note(f"<b>{len(found)}</b> finding{'s' if len(found) != 1 else ''} ({html.escape(checked)})"
                 + (f"; the {SHOWN} most recent:" if len(found) > SHOWN else ":"), "color:#222")
-    rows = str(table.to_html(index=False, classes="meter-anomalies", border=0, justify="left"))
+    rows = html_table(top, {"device_key": "Meter", "what": "What", "since": "From (UTC)", "until": "To (UTC)",
+                            "detail": "Detail"}, css_class="meter-anomalies")
     return Panel("anomalies", TITLE, (head, rows), "ok", found)

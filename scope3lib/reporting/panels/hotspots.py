@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
 from ...categories import category_label
+from ..tables import TONNES, html_table
 from . import Panel, PanelContext, empty_panel, note, register
 
 HOTSPOTS_SHOWN = 10
@@ -31,17 +30,12 @@ def hotspots_panel(ctx: PanelContext, shown: int = HOTSPOTS_SHOWN) -> Panel:
         return Panel("hotspots", TITLE, (note(
             f"No supplier is out of line with its sector peers ({compared} suppliers compared)."),), "ok", flagged)
     at_stake_t = float(flagged["kg_at_stake"].sum()) / 1000
-    top = flagged.head(shown)
-    table = pd.DataFrame({
-        "Supplier": top["name"],
-        "Category": [category_label(int(c)) for c in top["category"]],
-        "t CO2e": (top["kg_co2e"] / 1000).map("{:,.1f}".format),
-        "t CO2e at stake": (top["kg_at_stake"] / 1000).map("{:,.1f}".format),
-        "Why it is flagged": top["explanation"],
-    })
+    top = flagged.head(shown).assign(label=lambda d: [category_label(int(c)) for c in d["category"]],
+                                     t=lambda d: d["kg_co2e"] / 1000, at_stake=lambda d: d["kg_at_stake"] / 1000)
     head = note(
         f"<b>{len(flagged)}</b> of {compared} suppliers are out of line with their sector peers; "
         f"<b>{at_stake_t:,.0f} t CO2e</b> at stake (what they emit above their sector's median intensity)."
         + (f" The {len(top)} largest:" if len(flagged) > len(top) else ""), "color:#222")
-    rows = str(table.to_html(index=False, classes="hotspots", border=0, justify="left"))
+    rows = html_table(top, {"name": "Supplier", "label": "Category", "t": "t CO2e", "at_stake": "t CO2e at stake",
+                            "explanation": "Why it is flagged"}, {"t": TONNES, "at_stake": TONNES}, "hotspots")
     return Panel("hotspots", TITLE, (head, rows), "ok", flagged)

@@ -6,6 +6,7 @@ import pandas as pd
 
 from ...factors import lookup
 from ...meters.status import device_status, kg_today
+from ..tables import html_table
 from . import Panel, PanelContext, register
 
 _STATES = {"online": "online", "silent": "silent", "never": "never seen", "revoked": "removed"}
@@ -14,19 +15,14 @@ _STATES = {"online": "online", "silent": "silent", "never": "never seen", "revok
 def device_table(devices: pd.DataFrame, kg: pd.Series) -> str:
     if devices.empty:
         return "<p>No meters registered.</p>"
-    last = pd.to_datetime(devices["last_seen"], utc=True)
-    shown = pd.DataFrame({
-        "Meter": devices["device"],
-        "Supplier": devices["supplier"].fillna("-"),
-        "Grid region": devices["grid_region"],
-        "Status": devices["state"].map(_STATES).fillna(devices["state"]),
-        "Last reading (UTC)": last.dt.strftime("%Y-%m-%d %H:%M:%S").fillna("-"),
-        "Readings today": devices["readings_today"].map("{:,}".format),
-        "kWh today": devices["kwh_today"].map("{:,.1f}".format),
-        "kg CO2e today": kg.map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}"),
-    })
-    return str(shown.to_html(index=False, na_rep="-", classes="device-status", border=0, escape=True,
-                             justify="left"))
+    shown = devices.assign(
+        status=devices["state"].map(_STATES).fillna(devices["state"]),
+        last=pd.to_datetime(devices["last_seen"], utc=True).dt.strftime("%Y-%m-%d %H:%M:%S"),
+        kg=kg.to_numpy())
+    return html_table(shown, {"device": "Meter", "supplier": "Supplier", "grid_region": "Grid region",
+                              "status": "Status", "last": "Last reading (UTC)", "readings_today": "Readings today",
+                              "kwh_today": "kWh today", "kg": "kg CO2e today"},
+                      {"readings_today": "{:,}", "kwh_today": "{:,.2f}", "kg": "{:,.2f}"}, "device-status")
 
 
 @register("meters", "Meters", scope="live", order=65, on=("dashboard",))
