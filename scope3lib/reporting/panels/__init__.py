@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import importlib
+import json
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,7 +69,7 @@ class Panel:
             if isinstance(item, str):
                 display(HTML(item))
             elif report:
-                display({"application/vnd.plotly.v1+json": item.to_plotly_json(),
+                display({"application/vnd.plotly.v1+json": json.loads(item.to_json()),
                          "text/html": item.to_html(full_html=False, include_plotlyjs=False)}, raw=True)
             else:
                 display(item)
