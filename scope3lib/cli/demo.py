@@ -61,7 +61,7 @@ def _provision_demo_tenants(engine: sa.Engine, settings: Settings) -> None:
         tenancy.add_user(engine, profile.slug, f"{profile.slug}-exec", "viewer", DEMO_PASSWORD)
         shown = showcase(engine, settings.data_dir, profile.slug)
         click.echo(f"provisioned demo tenant {profile.slug}: {profile.suppliers} suppliers, {profile.devices} meters, "
-                   f"scenario {shown.scenario}, checkpoint of {shown.checkpoint_size:,} entries signed; "
+                   f"scenario {shown.scenario}, checkpoint signed at tree size {shown.checkpoint_size}; "
                    f"{shown.estimates}")
 
 
@@ -116,7 +116,8 @@ class _DemoRun:
                            f"executive: the dashboard)")
         click.echo("\nIn another shell, `scope3` commands reach this platform with:")
         click.echo(f"  export SCOPE3_DATA_DIR={settings.data_dir.resolve()}"
-                   + ("" if not settings.database_url else " SCOPE3_DATABASE_URL=<as above>"))
+                   + ("" if not settings.database_url else " SCOPE3_DATABASE_URL=<as above>")
+                   + (f" SCOPE3_MQTT_URL='{params.url()}'" if self.embedded else " SCOPE3_MQTT_URL=<as configured>"))
         click.echo("Ctrl-C stops everything.\n")
 
     def tick(self) -> None:

@@ -17,7 +17,7 @@ import click
 from .. import ledger
 from ..config import Settings
 from ..errors import Scope3Error
-from . import main
+from . import echo_json, main
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -101,6 +101,62 @@ def ledger_prove(ctx: click.Context, slug: str, entry_id: int, leaf_index: int |
     bundle = ledger_log.prove(_engine(ctx), slug, entry_id, leaf_index)
     for path in bundle.write(out or Path(f"ledger-{slug}-entry-{entry_id}")):
         click.echo(str(path))
+
+
+_ENTRIES_SQL = """
+SELECT e.id, e.category, e.period_start, e.kg_co2e, s.name AS supplier, d.device_key AS device,
+       l.leaf_index, l.event
+  FROM emission_entries e
+  LEFT JOIN suppliers s ON s.id = e.supplier_id
+  LEFT JOIN devices d ON d.id = e.device_id
+  LEFT JOIN LATERAL (SELECT leaf_index, event FROM ledger_leaves
+                      WHERE tenant_id = e.tenant_id AND entry_id = e.id
+                      ORDER BY leaf_index DESC LIMIT 1) l ON true
+ WHERE e.tenant_id = :t
+ ORDER BY e.id DESC
+ LIMIT :n"""
+
+
+@ledger_group.command("entries")
+@click.argument("slug")
+@click.option("--limit", type=click.IntRange(1), default=10, show_default=True,
+              help="How many entries to list, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
+@click.pass_context
+def ledger_entries(ctx: click.Context, slug: str, limit: int, as_json: bool) -> None:
+    """List SLUG's newest emission entries with the ids `ledger prove` takes.
+
+    Each line: entry id, category, period start, kg CO2e, the entry's last change in the log (leaf and
+    event), whether the latest signed checkpoint covers that change (`prove` needs it; `scope3 ledger
+    checkpoint SLUG` signs a new one), and the supplier and meter it is about.
+    """
+    import sqlalchemy as sa
+
+    from .. import tenancy
+
+    with _engine(ctx).connect() as conn:
+        tid = tenancy.tenant_id(conn, slug)
+        signed = conn.scalar(sa.text("SELECT tree_size FROM ledger_checkpoints WHERE tenant_id = :t "
+                                     "ORDER BY id DESC LIMIT 1"), {"t": tid})
+        rows = conn.execute(sa.text(_ENTRIES_SQL), {"t": tid, "n": limit}).mappings().all()
+    listed = [{"id": r["id"], "category": r["category"], "period_start": r["period_start"],
+               "kg_co2e": float(r["kg_co2e"]), "leaf_index": r["leaf_index"], "event": r["event"],
+               "signed": r["leaf_index"] is not None and signed is not None and r["leaf_index"] < signed,
+               "supplier": r["supplier"], "device": r["device"]} for r in rows]
+    if as_json:
+        echo_json(listed)
+        return
+    if not listed:
+        click.echo(f"tenant {slug} has no emission entries")
+        return
+    for e in listed:
+        leaf = "no leaf" if e["leaf_index"] is None else f"leaf {e['leaf_index']} ({e['event']})"
+        source = ", ".join(str(x) for x in (e["supplier"], e["device"]) if x)
+        click.echo(f"{e['id']:>10}  cat {e['category']:<2}  {e['period_start']}  {e['kg_co2e']:>14,.3f} kg  "
+                   f"{leaf:<24} {'signed' if e['signed'] else 'unsigned':<8}  {source}")
+    if not all(e["signed"] for e in listed):
+        click.echo(f"unsigned: no signed checkpoint covers the last change yet; `scope3 ledger checkpoint {slug}` "
+                   "signs one", err=True)
 
 
 @ledger_group.command("prove-consistency")
