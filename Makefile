@@ -10,9 +10,10 @@ export SCOPE3_DATA_DIR ?= $(CURDIR)/.scope3
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# JupyterHub's proxy: the Node.js configurable-http-proxy when npm is there (the hubs fall back
-	# to the Python port otherwise).
+	# The build backend's own notices (an editable install's caveat) are for packagers, not for whoever runs this.
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[dev]'
+	# JupyterHub's proxy, the Node.js configurable-http-proxy, when npm is there (without it, and without a
+	# global one, `scope3 hub start` says in one line what to install).
 	-command -v npm >/dev/null && npm install --prefix $(VENV) --no-audit --no-fund --silent configurable-http-proxy@4
 	touch $@
 
