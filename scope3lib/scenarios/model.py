@@ -44,6 +44,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy.engine import Connection, Engine
 
+from .. import db
 from ..accounting import inventory
 from ..categories import CATEGORIES, Method, category_label
 from ..errors import InvalidLever, ScenarioError
@@ -389,12 +390,7 @@ def baseline(engine: Engine | Connection, base_year: int) -> pd.DataFrame:
     if e.empty:
         raise ScenarioError(f"no emission entries in base year {base_year}: import that year's activity first "
                             "or choose a base year with an inventory")
-    sql = sa.text("SELECT name, naics_code, region FROM suppliers")
-    if isinstance(engine, Connection):
-        suppliers = pd.read_sql(sql, engine)
-    else:
-        with engine.connect() as conn:
-            suppliers = pd.read_sql(sql, conn)
+    suppliers = db.read_frame(engine, "SELECT name, naics_code, region FROM suppliers")
     return baseline_from_entries(e, suppliers)
 
 
@@ -646,12 +642,8 @@ def load(engine: Engine | Connection, name: str) -> Scenario:
 def list_scenarios(engine: Engine | Connection) -> pd.DataFrame:
     """The engine's tenant's stored scenarios: name, base_year, target_year, growth, discount_rate, levers
     (how many), created_at."""
-    sql = sa.text("SELECT name, base_year, target_year, growth, discount_rate, jsonb_array_length(levers) AS levers, "
-                  "created_at FROM scenarios ORDER BY name")
-    if isinstance(engine, Connection):
-        return pd.read_sql(sql, engine)
-    with engine.connect() as conn:
-        return pd.read_sql(sql, conn)
+    return db.read_frame(engine, "SELECT name, base_year, target_year, growth, discount_rate, "
+                                 "jsonb_array_length(levers) AS levers, created_at FROM scenarios ORDER BY name")
 
 
 def delete(engine: Engine, name: str) -> None:
