@@ -164,3 +164,35 @@ class InvalidLever(ScenarioError):
     out of order); the message names the lever and the fix."""
 
     exit_code = 2
+
+
+class RowsRefused(Scope3Error):
+    """A file (suppliers, an ERP extract, disclosures) with bad lines; nothing was written. ``problems`` is
+    ``[(line, reason), ...]`` with the file's own line numbers (the header is line 1)."""
+
+    def __init__(self, source: str, problems: list[tuple[int, str]], total: int, what: str = "rows") -> None:
+        shown = problems[:200]
+        lines = "\n".join(f"  line {line}: {reason}" for line, reason in shown)
+        more = f"\n  ... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+        super().__init__(
+            f"{source}: {len(problems)} of {total} {what} refused; nothing was imported (fix them and import "
+            f"the file again):\n{lines}{more}"
+        )
+        self.source, self.problems, self.total = source, problems, total
+
+
+class SupplierError(Scope3Error):
+    """A supplier record that cannot be created, changed, merged or archived as asked; the message says why."""
+
+
+class DuplicateSupplier(SupplierError):
+    """Another record already stands for the same company (same identifier or the same normalised name)."""
+
+
+class ExtractError(Scope3Error):
+    """An ERP extract that cannot be imported as a whole: columns not found, a closed period, an overlap with
+    lines already imported; the message says what to do."""
+
+
+class ClassificationError(InvalidArgument):
+    """A classification rule that is refused (unknown sector, a category without a spend-based method)."""

@@ -31,7 +31,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .categories import DataSource, Method
@@ -128,6 +128,10 @@ class Supplier(Base):
         # Target of the composite foreign keys that keep references inside one tenant.
         UniqueConstraint("tenant_id", "id", name="uq_suppliers_tenant_id_id"),
         CheckConstraint("annual_spend IS NULL OR annual_spend >= 0", name="spend_nonnegative"),
+        ForeignKeyConstraint(["tenant_id", "merged_into"], ["suppliers.tenant_id", "suppliers.id"],
+                             name="fk_suppliers_merged_into", ondelete="RESTRICT"),
+        *(Index(f"uq_suppliers_tenant_{c}", "tenant_id", c, unique=True, postgresql_where=text(f"{c} IS NOT NULL"))
+          for c in ("lei", "duns", "vat_number")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -139,6 +143,15 @@ class Supplier(Base):
     annual_spend: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
     spend_currency: Mapped[str | None] = mapped_column(String(3))  # ISO 4217
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Identifiers and the record's life (migration 0007; scope3lib.suppliers.records writes them).
+    lei: Mapped[str | None] = mapped_column(String(20))  # ISO 17442 Legal Entity Identifier
+    duns: Mapped[str | None] = mapped_column(String(9))  # Dun & Bradstreet number
+    vat_number: Mapped[str | None] = mapped_column(String(20))  # with its country prefix, e.g. DE123456789
+    contact_email: Mapped[str | None] = mapped_column(Text)
+    spend_year: Mapped[int | None] = mapped_column(SmallInteger)  # the year annual_spend is of
+    archived_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    merged_into: Mapped[int | None] = mapped_column(BigInteger)  # the record this one was merged into
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class EmissionEntry(Base):
@@ -476,3 +489,203 @@ class Scenario(Base):
     discount_rate: Mapped[float] = mapped_column(Double)  # per year, for the NPV of each lever
     levers: Mapped[list[dict[str, object]]] = mapped_column(JSONB)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# --- A company's own data: suppliers' history, spend extracts, rules, disclosures (migration 0007) ----------
+
+
+def _tenant_fk() -> Mapped[int]:
+    return mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+
+
+class SupplierAlias(Base):
+    """Another name (or an ERP vendor number) that stands for a supplier: a merged record's name, a vendor
+    name an analyst matched. ``alias_key`` is the normalised form matching compares."""
+
+    __tablename__ = "supplier_aliases"
+    __table_args__ = (
+        CheckConstraint("kind IN ('name', 'vendor_id')", name="kind"),
+        UniqueConstraint("tenant_id", "kind", "alias_key", name="uq_supplier_aliases_tenant_kind_key"),
+        ForeignKeyConstraint(["tenant_id", "supplier_id"], ["suppliers.tenant_id", "suppliers.id"],
+                             name="fk_supplier_aliases_supplier", ondelete="CASCADE"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = _tenant_fk()
+    supplier_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    alias: Mapped[str] = mapped_column(Text)
+    alias_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SupplierChange(Base):
+    """One change of a supplier record (create, update, merge, archive, restore, delete), appended by the
+    ``supplier_history`` trigger; no role may change or delete it."""
+
+    __tablename__ = "supplier_changes"
+    __table_args__ = (Index("ix_supplier_changes_supplier", "tenant_id", "supplier_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = _tenant_fk()
+    supplier_id: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(Text)  # the person (scope3.actor), else the login role
+    role_name: Mapped[str] = mapped_column(Text)  # the PostgreSQL login role (session_user)
+    reason: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    before: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    after: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+
+
+class SupplierDisclosure(Base):
+    """What a supplier reported for one year: its scope 1 and 2 (and, when given, upstream) emissions in kg CO2e,
+    its revenue, how it was verified and the document it comes from."""
+
+    __tablename__ = "supplier_disclosures"
+    __table_args__ = (
+        CheckConstraint("scope1_kg >= 0 AND scope2_kg >= 0 AND (upstream_kg IS NULL OR upstream_kg >= 0)",
+                        name="emissions"),
+        CheckConstraint("revenue > 0", name="revenue"),
+        CheckConstraint("verification IN ('none', 'limited', 'reasonable')", name="verification"),
+        CheckConstraint("eeio_direct_share IS NULL OR eeio_direct_share BETWEEN 0 AND 1", name="direct_share"),
+        UniqueConstraint("tenant_id", "supplier_id", "year", name="uq_supplier_disclosures_supplier_year"),
+        ForeignKeyConstraint(["tenant_id", "supplier_id"], ["suppliers.tenant_id", "suppliers.id"],
+                             name="fk_supplier_disclosures_supplier", ondelete="CASCADE"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = _tenant_fk()
+    supplier_id: Mapped[int] = mapped_column(BigInteger)
+    year: Mapped[int] = mapped_column(SmallInteger)
+    scope1_kg: Mapped[float] = mapped_column(Double)
+    scope2_kg: Mapped[float] = mapped_column(Double)
+    upstream_kg: Mapped[float | None] = mapped_column(Double)  # its own purchased goods (scope 3 upstream)
+    revenue: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    verification: Mapped[str] = mapped_column(String(16))
+    source_document: Mapped[str] = mapped_column(Text)
+    eeio_direct_share: Mapped[float | None] = mapped_column(Double)
+    recorded_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ColumnMapping(Base):
+    """How one ERP's extract names its columns (field -> header), its decimal mark and date format, kept per
+    tenant so next year's file imports unchanged."""
+
+    __tablename__ = "column_mappings"
+    __table_args__ = (
+        CheckConstraint("decimal IN ('.', ',')", name="decimal"),
+        UniqueConstraint("tenant_id", "name", name="uq_column_mappings_tenant_name"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = _tenant_fk()
+    name: Mapped[str] = mapped_column(Text)
+    columns: Mapped[dict[str, str]] = mapped_column(JSONB)
+    decimal: Mapped[str] = mapped_column(String(1))
+    date_format: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ClassificationRule(Base):
+    """A tenant's rule putting spend lines into a GHG Protocol category and a NAICS sector."""
+
+    __tablename__ = "classification_rules"
+    __table_args__ = (
+        CheckConstraint("kind IN ('commodity', 'gl_account', 'vendor', 'keyword')", name="kind"),
+        CheckConstraint("category BETWEEN 1 AND 15", name="category"),
+        UniqueConstraint("tenant_id", "kind", "pattern", name="uq_classification_rules_tenant_kind_pattern"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = _tenant_fk()
+    kind: Mapped[str] = mapped_column(String(16))
+    pattern: Mapped[str] = mapped_column(Text)
+    category: Mapped[int] = mapped_column(SmallInteger)
+    naics_code: Mapped[str] = mapped_column(String(6))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SpendImport(Base):
+    """One ERP extract imported (its file's SHA-256 makes a second import of the same file a no-op)."""
+
+    __tablename__ = "spend_imports"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id", name="uq_spend_imports_tenant_id_id"),
+        UniqueConstraint("tenant_id", "sha256", name="uq_spend_imports_tenant_sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = _tenant_fk()
+    file_name: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    mapping: Mapped[str] = mapped_column(Text)
+    first_day: Mapped[dt.date] = mapped_column(Date)
+    last_day: Mapped[dt.date] = mapped_column(Date)
+    lines: Mapped[int] = mapped_column()
+    replaces: Mapped[list[int] | None] = mapped_column(ARRAY(BigInteger))  # earlier imports it corrects
+    reason: Mapped[str | None] = mapped_column(Text)
+    imported_by: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SpendGroup(Base):
+    """The lines of one month, supplier (or vendor), category, sector and currency, priced as one entry."""
+
+    __tablename__ = "spend_groups"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id", name="uq_spend_groups_tenant_id_id"),
+        UniqueConstraint("tenant_id", "group_key", name="uq_spend_groups_tenant_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = _tenant_fk()
+    group_key: Mapped[str] = mapped_column(Text)
+    month: Mapped[dt.date] = mapped_column(Date)
+    entry_id: Mapped[int | None] = mapped_column(BigInteger)  # its emission entry (None while it has none)
+
+
+class SpendLine(Base):
+    """One line of an ERP extract as imported, with how it was matched and classified."""
+
+    __tablename__ = "spend_lines"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "import_id"], ["spend_imports.tenant_id", "spend_imports.id"],
+                             name="fk_spend_lines_import", ondelete="CASCADE"),
+        ForeignKeyConstraint(["tenant_id", "group_id"], ["spend_groups.tenant_id", "spend_groups.id"],
+                             name="fk_spend_lines_group", ondelete="SET NULL (group_id)"),
+        ForeignKeyConstraint(["tenant_id", "supplier_id"], ["suppliers.tenant_id", "suppliers.id"],
+                             name="fk_spend_lines_supplier", ondelete="SET NULL (supplier_id)"),
+        Index("ix_spend_lines_tenant_date", "tenant_id", "posting_date"),
+        Index("ix_spend_lines_group", "group_id"),
+    )
+
+    tenant_id: Mapped[int] = _tenant_fk()
+    import_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    line_no: Mapped[int] = mapped_column(primary_key=True)  # line of the file, the header being line 1
+    line_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the line's values as read
+    active: Mapped[bool] = mapped_column()  # False once a corrected extract replaced it
+    vendor_id: Mapped[str | None] = mapped_column(Text)
+    vendor_name: Mapped[str | None] = mapped_column(Text)
+    vendor_key: Mapped[str] = mapped_column(Text)
+    supplier_id: Mapped[int | None] = mapped_column(BigInteger)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    posting_date: Mapped[dt.date] = mapped_column(Date)
+    gl_account: Mapped[str | None] = mapped_column(Text)
+    cost_centre: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    commodity_code: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[int | None] = mapped_column(SmallInteger)
+    naics_code: Mapped[str | None] = mapped_column(String(6))
+    classified_by: Mapped[str | None] = mapped_column(String(16))
+    group_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+COMPANY_DATA_TABLES = ("supplier_aliases", "supplier_changes", "supplier_disclosures", "column_mappings",
+                       "classification_rules", "spend_imports", "spend_lines", "spend_groups")

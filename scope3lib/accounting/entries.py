@@ -194,3 +194,76 @@ def apply_estimates(conn: Connection, estimates: pd.DataFrame, *, source: str,
         "replaceable": list(replaceable),
     }
     return int(conn.execute(_APPLY_ESTIMATES, params).rowcount)
+
+
+def set_ledger_reason(conn: Connection, reason: str, event: str | None = None) -> None:
+    """Record ``reason`` (and, for updates, ``event``: ``correct`` or ``recalculate``) in the ledger leaves this
+    transaction appends."""
+    conn.execute(sa.text("SELECT set_config('scope3.ledger_reason', :r, true), "
+                         "set_config('scope3.ledger_event', :e, true)"), {"r": reason, "e": event or ""})
+
+
+def insert_returning_ids(conn: Connection, frame: pd.DataFrame) -> list[int]:
+    """:func:`insert`, returning the new entries' ids in the order of ``frame``'s rows (ids are drawn from the
+    table's sequence first, so the order is certain)."""
+    if frame.empty:
+        return []
+    ids = [int(i) for i in conn.execute(sa.text(
+        "SELECT nextval(pg_get_serial_sequence('emission_entries', 'id')) FROM generate_series(1, :n)"),
+        {"n": len(frame)}).scalars()]
+    cols = ["id", *frame.columns]
+    conn.execute(sa.text(f"INSERT INTO emission_entries ({', '.join(cols)}) OVERRIDING SYSTEM VALUE VALUES "
+                         f"({', '.join(':' + c for c in cols)})"), _records(frame.assign(id=ids)[cols]))
+    return ids
+
+
+#: Columns :func:`update_values` may change.
+UPDATABLE = ("category", "method", "supplier_id", "description", "spend", "spend_currency", "spend_year",
+             "factor_source", "factor_version", "factor_key", "factor_value", "factor_unit", "kg_co2e", "data_source",
+             "data_quality")
+
+
+def update_values(conn: Connection, frame: pd.DataFrame) -> int:
+    """Give the entries ``frame.id`` the other columns of ``frame`` (a subset of :data:`UPDATABLE`); only rows whose
+    values differ are written (every UPDATE appends a ledger leaf). Returns how many changed."""
+    cols = [c for c in frame.columns if c != "id"]
+    unknown = sorted(set(cols) - set(UPDATABLE))
+    if unknown:
+        raise ValueError(f"not updatable columns of emission_entries: {', '.join(unknown)}")
+    if frame.empty:
+        return 0
+    sets = ", ".join(f"{c} = u.{c}" for c in cols)
+    differs = " OR ".join(f"e.{c} IS DISTINCT FROM u.{c}" for c in cols)
+    select = ", ".join(f"CAST(:{c} AS {t}) AS {c}" for c, t in ((c, _SQL_TYPES[c]) for c in cols))
+    total = 0
+    for row in _records(frame[["id", *cols]]):
+        result = conn.execute(sa.text(f"UPDATE emission_entries e SET {sets} FROM (SELECT {select}) u "
+                                      f"WHERE e.id = :id AND ({differs})"), row)
+        total += int(result.rowcount or 0)
+    return total
+
+
+_SQL_TYPES = {"category": "smallint", "method": "text", "supplier_id": "bigint", "description": "text",
+              "spend": "numeric", "spend_currency": "text", "spend_year": "smallint", "factor_source": "text",
+              "factor_version": "text", "factor_key": "text", "factor_value": "float8", "factor_unit": "text",
+              "kg_co2e": "float8", "data_source": "text", "data_quality": "smallint"}
+
+
+def delete(conn: Connection, ids: Sequence[int]) -> int:
+    """Delete the entries ``ids`` (the ledger records each deletion, with the transaction's reason)."""
+    if not ids:
+        return 0
+    result = conn.execute(sa.text("DELETE FROM emission_entries WHERE id = ANY(CAST(:ids AS bigint[]))"),
+                          {"ids": [int(i) for i in ids]})
+    return int(result.rowcount or 0)
+
+
+def reassign_supplier(conn: Connection, old: int, new: int, *, reason: str) -> int:
+    """Move the open-period entries of supplier ``old`` to ``new`` (a merge of two records of one company); entries
+    of closed periods keep theirs. Returns how many moved."""
+    set_ledger_reason(conn, reason, "correct")
+    result = conn.execute(sa.text(
+        "UPDATE emission_entries e SET supplier_id = :new WHERE supplier_id = :old AND NOT EXISTS "
+        "(SELECT 1 FROM periods p WHERE p.tenant_id = e.tenant_id AND p.status = 'closed' "
+        "AND e.period_start <= p.period_end AND e.period_end >= p.period_start)"), {"old": old, "new": new})
+    return int(result.rowcount or 0)

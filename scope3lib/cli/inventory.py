@@ -92,8 +92,17 @@ def inventory_group() -> None:
 @click.pass_context
 def inventory_summary(ctx: click.Context, slug: str, start: str | None, end: str | None, fmt: str) -> None:
     """The GHG Protocol table: the 15 categories, included or excluded, method, quality, t CO2e."""
-    df = inventory.summary(_tenant_engine(ctx, slug), start, end)
+    engine = _tenant_engine(ctx, slug)
+    df = inventory.summary(engine, start, end)
     click.echo(df.to_csv() if fmt == "csv" else df.to_string(float_format=lambda v: f"{v:,.2f}"))
+    if fmt == "table":
+        from ..suppliers.coverage import coverage
+
+        c = coverage(engine, start, end)
+        click.echo("\n" + c.sentence())
+        if len(c.largest_unclassified):
+            click.echo("Largest unclassified vendors (`scope3 spend unclassified` suggests sectors):\n"
+                       + c.largest_unclassified.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
 
 
 @inventory_group.command("recalculate")

@@ -1,0 +1,247 @@
+"""ERP extracts (accounts payable or general-ledger lines) read into one shape, with a column mapping per tenant.
+
+Each ERP names its columns its own way: SAP (``Vendor``/``Lifnr``, ``Name 1``, ``Amount in LC``, ``Crcy``,
+``Pstng Date``, ``G/L Acct``, ``Cost Ctr``, ``Text``, ``Material Group``), Oracle (``Supplier Number``,
+``Supplier Name``, ``Accounted Amount``, ``Currency Code``, ``GL Date``, ``Natural Account``,
+``Line Description``), NetSuite (``Vendor``, ``Amount``, ``Currency``, ``Date``, ``Account``,
+``Department``, ``Memo``). :func:`detect_mapping` finds the fields from such headers; the mapping that worked
+(with the decimal mark and date format) is saved under a name per tenant, so next year's file imports as it
+is. Every line that cannot be read is listed with its line number and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..accounting import currency
+from ..errors import ExtractError
+from . import identifiers as ids
+from .numbers import detect_date_format, detect_decimal, parse_amounts, parse_dates
+
+#: The fields of a spend line; at least one vendor field, amount and posting_date are needed (and currency,
+#: unless the import gives one for the whole file).
+FIELDS = ("vendor_id", "vendor_name", "amount", "currency", "posting_date", "gl_account", "cost_centre",
+          "description", "commodity_code", "vat_number", "lei", "duns")
+REQUIRED = ("amount", "posting_date")
+
+#: Header spellings per field (lower case), SAP, Oracle, NetSuite, Dynamics and plain English; first found wins.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "vendor_id": ("vendor_id", "vendor id", "vendor number", "vendor no", "vendor no.", "vendor code", "lifnr",
+                  "supplier id", "supplier number", "supplier no", "supplier_id", "supplier_number", "creditor",
+                  "kreditor", "vendor internal id", "vendor account"),
+    "vendor_name": ("vendor_name", "vendor name", "supplier name", "supplier_name", "name 1", "name1", "name of vendor",
+                    "vendor", "supplier", "payee", "kreditorname", "name"),
+    "amount": ("amount", "amount in lc", "amount in local currency", "amount in doc. curr.", "amt in loc.cur.",
+               "accounted amount", "entered amount", "invoice amount", "line amount", "net amount", "amount (net)",
+               "amount_lc", "dmbtr", "wrbtr", "betrag", "value"),
+    "currency": ("currency", "crcy", "curr.", "currency code", "currency_code", "document currency",
+                 "local currency", "invoice currency", "invoice_currency_code", "waers", "währung"),
+    "posting_date": ("posting_date", "posting date", "pstng date", "budat", "gl date", "gl_date",
+                     "accounting date", "invoice date", "document date", "doc. date", "transaction date", "date",
+                     "buchungsdatum"),
+    "gl_account": ("gl_account", "g/l account", "g/l acct", "gl account", "natural account", "account number",
+                   "expense account", "hkont", "sakto", "sachkonto", "account"),
+    "cost_centre": ("cost_centre", "cost center", "cost centre", "cost ctr", "cost_center", "kostl", "kostenstelle",
+                    "department"),
+    "description": ("description", "text", "item text", "line description", "memo", "line memo", "sgtxt",
+                    "buchungstext", "item_description", "item description"),
+    "commodity_code": ("commodity_code", "commodity code", "unspsc", "unspsc code", "material group", "matkl",
+                       "category code", "purchasing category", "commodity", "item category"),
+    "vat_number": ("vat_number", "vat number", "vat", "vat registration no.", "vat reg. no.", "stceg", "tax id"),
+    "lei": ("lei",),
+    "duns": ("duns", "duns number", "d-u-n-s"),
+}
+
+
+@dataclass
+class Mapping:
+    """Which header holds each field, the decimal mark and the date format of an ERP's extracts."""
+
+    columns: dict[str, str]
+    decimal: str = "."
+    date_format: str = "%Y-%m-%d"
+    name: str = "default"
+    found: list[str] = field(default_factory=list)  # fields found by their header, not given or saved
+
+    def to_json(self) -> dict[str, Any]:
+        return {"columns": self.columns, "decimal": self.decimal, "date_format": self.date_format}
+
+
+#: Headers that hold a vendor's number in some ERPs (SAP's "Vendor") and its name in others (NetSuite's).
+_EITHER = ("vendor", "supplier", "creditor", "kreditor")
+
+
+def detect_mapping(headers: list[str], given: dict[str, str] | None = None,
+                   sample: pd.DataFrame | None = None) -> dict[str, str]:
+    """field -> header for the headers of a file: ``given`` first, then the synonyms of :data:`SYNONYMS`. A
+    header such as "Vendor" is the vendor's number when ``sample`` shows its values are digits, else its name."""
+    lower = {h.strip().lower(): h for h in headers}
+    out = {f: lower.get(h.strip().lower(), h) for f, h in (given or {}).items()}
+    for h in _EITHER:
+        if "vendor_id" not in out and sample is not None and h in lower and lower[h] in sample:
+            values = sample[lower[h]].astype(str).str.strip()
+            values = values[values != ""]
+            if len(values) and values.str.fullmatch(r"\d+").mean() >= 0.9:
+                out["vendor_id"] = lower[h]
+    used = set(out.values())
+    for f in FIELDS:
+        if f in out:
+            continue
+        for synonym in SYNONYMS[f]:
+            header = lower.get(synonym)
+            if header is not None and header not in used:
+                out[f] = header
+                used.add(header)
+                break
+    return out
+
+
+def saved_mapping(conn: Connection, name: str) -> Mapping | None:
+    row = conn.execute(sa.text("SELECT columns, decimal, date_format FROM column_mappings WHERE name = :n"),
+                       {"n": name}).first()
+    return None if row is None else Mapping(dict(row.columns), row.decimal, row.date_format, name)
+
+
+def save_mapping(conn: Connection, mapping: Mapping) -> None:
+    conn.execute(sa.text(
+        "INSERT INTO column_mappings (tenant_id, name, columns, decimal, date_format) VALUES "
+        "(tenant_of(current_user), :n, CAST(:c AS jsonb), :d, :f) ON CONFLICT (tenant_id, name) DO UPDATE SET "
+        "columns = EXCLUDED.columns, decimal = EXCLUDED.decimal, date_format = EXCLUDED.date_format, "
+        "updated_at = now() WHERE (column_mappings.columns, column_mappings.decimal, column_mappings.date_format) "
+        "IS DISTINCT FROM (EXCLUDED.columns, EXCLUDED.decimal, EXCLUDED.date_format)"),
+        {"n": mapping.name, "c": json.dumps(mapping.columns), "d": mapping.decimal, "f": mapping.date_format})
+
+
+def resolve_mapping(raw: pd.DataFrame, source: str, saved: Mapping | None, *, name: str,
+                    columns: dict[str, str] | None = None, decimal: str | None = None,
+                    date_format: str | None = None, default_currency: str | None = None) -> Mapping:
+    """The mapping for this file: the saved one (its headers must all be there), else detected from the headers;
+    ``columns``, ``decimal`` and ``date_format`` override. Refused, naming the headers, when a needed field has
+    no column."""
+    headers = [str(c) for c in raw.columns]
+    if saved is not None and not columns:
+        missing = [h for h in saved.columns.values() if h.lower() not in {x.lower() for x in headers}]
+        if missing:
+            raise ExtractError(f"{source}, line 1 (header): the saved column mapping {name!r} expects column(s) "
+                               f"{', '.join(missing)}, not in this file (it has {', '.join(headers)}); give "
+                               "--column FIELD=HEADER for each, or import under another --mapping name")
+        chosen = dict(saved.columns)
+    else:
+        chosen = detect_mapping(headers, columns, raw.head(1000))
+    chosen = {f: next(h for h in headers if h.lower() == c.lower()) for f, c in chosen.items()
+              if c.lower() in {h.lower() for h in headers}}
+    needed = list(REQUIRED) + ([] if default_currency else ["currency"])
+    missing_fields = [f for f in needed if f not in chosen]
+    if not ({"vendor_id", "vendor_name"} & set(chosen)):
+        missing_fields.insert(0, "vendor_id or vendor_name")
+    if missing_fields:
+        raise ExtractError(f"{source}, line 1 (header): no column found for {', '.join(missing_fields)} among "
+                           f"{', '.join(headers)}; name them with --column FIELD=HEADER (e.g. --column "
+                           "amount='Betrag'); fields: " + ", ".join(FIELDS))
+    dec = decimal or (saved.decimal if saved and not columns else None) or detect_decimal(raw[chosen["amount"]])
+    fmt = date_format or (saved.date_format if saved and not columns else None)
+    if fmt is None:
+        try:
+            fmt = detect_date_format(raw[chosen["posting_date"]])
+        except ValueError as exc:
+            raise ExtractError(f"{source}, column {chosen['posting_date']!r}: {exc}; give --date-format "
+                               "(e.g. '%d/%m/%Y')") from None
+        fmt = fmt or "%Y-%m-%d"
+    return Mapping(chosen, dec, fmt, name)
+
+
+def vendor_keys(vendor_id: pd.Series, vendor_name: pd.Series) -> np.ndarray:
+    """A vendor's key in the extract: its ERP number (``id:`` and the number without leading zeros) when the
+    extract has one, else its normalised name (``name:`` and :func:`~.identifiers.name_key`)."""
+    vid = vendor_id.astype(str).str.strip().str.lstrip("0")
+    vid = vid.where(~((vid == "") & (vendor_id.astype(str).str.strip() != "")), "0")
+    names = ids.name_keys(vendor_name)
+    return np.where(vid != "", "id:" + vid, np.char.add("name:", names.astype(str))).astype(object)
+
+
+def read_lines(raw: pd.DataFrame, mapping: Mapping, *, default_currency: str | None = None
+               ) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
+    """The extract's lines in the fields' shape, and the problems as (file line, reason).
+
+    Columns: line_no (the file's line, the header being 1), the text fields, ``amount`` (float), ``currency``,
+    ``posting_date`` (datetime64), ``vendor_key`` and ``line_hash`` (SHA-256 of the line's values as read).
+    """
+    n = len(raw)
+    col = {f: raw[h].astype(str).str.strip() if h in raw else pd.Series([""] * n) for f, h in mapping.columns.items()}
+    empty = pd.Series([""] * n, index=raw.index)
+    text = {f: col.get(f, empty).reset_index(drop=True) for f in FIELDS}
+    lines = pd.DataFrame({f: text[f] for f in FIELDS if f not in ("amount", "posting_date")})
+    lines.insert(0, "line_no", np.arange(2, n + 2, dtype=np.int64))
+    lines["amount"] = parse_amounts(text["amount"], mapping.decimal)
+    lines["currency"] = text["currency"].str.upper().where(text["currency"] != "", default_currency or "")
+    lines["posting_date"] = parse_dates(text["posting_date"], mapping.date_format).to_numpy()
+    lines["vendor_key"] = vendor_keys(text["vendor_id"], text["vendor_name"])
+    lines["line_hash"] = line_hashes(raw)
+    return lines, _problems(lines, text, mapping)
+
+
+def line_hashes(raw: pd.DataFrame) -> list[str]:
+    """SHA-256 of each line's values (joined by the unit separator), as the file held them."""
+    joined = raw.iloc[:, 0].astype(str)
+    for c in raw.columns[1:]:
+        joined = joined + "\x1f" + raw[c].astype(str)
+    return [hashlib.sha256(s.encode()).hexdigest() for s in joined]
+
+
+def _problems(lines: pd.DataFrame, text: dict[str, pd.Series], mapping: Mapping) -> list[tuple[int, str]]:
+    reasons = np.full(len(lines), "", dtype=object)
+
+    def refuse(mask: np.ndarray, message: str | np.ndarray) -> None:
+        mask = mask & (reasons == "")
+        reasons[mask] = message if isinstance(message, str) else np.asarray(message, dtype=object)[mask]
+
+    refuse(((text["vendor_id"] == "") & (text["vendor_name"] == "")).to_numpy(), "no vendor (id or name)")
+    amount = lines["amount"].to_numpy()
+    refuse(~np.isfinite(amount), np.array([f"amount {a!r} is not a number (decimal mark {mapping.decimal!r})"
+                                           for a in text["amount"]], dtype=object))
+    dates = lines["posting_date"]
+    refuse(dates.isna().to_numpy(), np.array([f"posting date {d!r} is not a date as {mapping.date_format}"
+                                              for d in text["posting_date"]], dtype=object))
+    cur = lines["currency"].to_numpy(dtype=object)
+    refuse(cur == "", "no currency (give the file's currency with --currency when the extract has no column)")
+    years = dates.dt.year.to_numpy(dtype="float64")
+    rate = currency.usd_per_unit(cur, years)
+    cpi = currency.cpi_usd(years)
+    no_rate = ~np.isfinite(rate) & (cur != "") & np.isfinite(years)
+    refuse(no_rate, np.array([f"no {c} exchange rate for {int(y) if y == y else '?'} in the cited table "
+                              "(scope3lib.accounting.currency); the line cannot be priced" for c, y in
+                              zip(cur, years, strict=True)], dtype=object))
+    refuse(~np.isfinite(cpi) & np.isfinite(years), np.array(
+        [f"no US price index (CPI-U) for {int(y) if y == y else '?'} in the cited table; the line cannot be "
+         "priced" for y in years], dtype=object))
+    for f, check in (("vat_number", ids.vat_number), ("lei", ids.lei), ("duns", ids.duns)):
+        if f in mapping.columns:
+            bad = _bad_identifiers(text[f], check)
+            refuse(bad != "", bad)
+    where = np.flatnonzero(reasons != "")
+    line_no = lines["line_no"].to_numpy(dtype=np.int64)
+    return [(int(line_no[i]), str(reasons[i])) for i in where]
+
+
+def _bad_identifiers(values: pd.Series, check: Any) -> np.ndarray:
+    codes, uniques = pd.factorize(values)
+    why = np.array([_why(check, u) for u in uniques] or [""], dtype=object)
+    return why[np.clip(codes, 0, None)]
+
+
+def _why(check: Any, value: str) -> str:
+    if not value:
+        return ""
+    try:
+        check(value)
+        return ""
+    except ValueError as exc:
+        return str(exc)
