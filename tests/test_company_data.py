@@ -313,3 +313,42 @@ def test_other_tenants_never_see_spend_lines(tenant: TenantFixture, make_tenant:
     with other.engine.connect() as c:
         for table in ("spend_lines", "spend_imports", "supplier_changes", "classification_rules", "column_mappings"):
             assert c.scalar(sa.text(f"SELECT count(*) FROM {table}")) == 0, table
+
+
+# --- what people see ---------------------------------------------------------------------------------------
+
+NOTEBOOK = Path(__file__).parent.parent / "notebooks" / "analyst" / "onboarding.ipynb"
+
+
+def test_coverage_panel_and_the_review_widgets(tenant: TenantFixture, tmp_path: Path) -> None:
+    from scope3lib.reporting import panels
+    from scope3lib.suppliers.review import OnboardingReview
+
+    spend.import_extract(tenant.engine, _write(tmp_path, "netsuite.csv", NETSUITE))
+    ctx = panels.PanelContext(tenant.readonly, inventory.entries(tenant.readonly), slug=tenant.slug)
+    panel = panels.build("coverage", ctx)
+    assert panel.state == "ok" and "classified" in panel.html() and "Acme Office Supplies" in panel.html()
+    box = OnboardingReview(tenant.engine).widget()
+    buttons = [w for w in _walk(box) if type(w).__name__ == "Button"]
+    assert buttons, "a Confirm button per unclassified line"
+    buttons[0].click()  # the first suggestion, for the vendor: becomes a rule
+    assert _count(tenant, "SELECT count(*) FROM classification_rules WHERE kind = 'vendor'") == 1
+
+
+def _walk(widget: object) -> list[object]:
+    children = list(getattr(widget, "children", ()))
+    return [widget, *[w for c in children for w in _walk(c)]]
+
+
+def test_onboarding_notebook_runs_on_a_tenant(tenant: TenantFixture, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    spend.import_extract(tenant.engine, _write(tmp_path, "netsuite.csv", NETSUITE))
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    assert all(not c.outputs and c.execution_count is None for c in nb.cells if c.cell_type == "code")
+    monkeypatch.setenv("SCOPE3_TENANT_DATABASE_URL", tenant.database_url)
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "Spend from ERP extracts" in printed and "4 suppliers" in printed
