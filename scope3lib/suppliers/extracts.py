@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,13 +159,24 @@ def resolve_mapping(raw: pd.DataFrame, source: str, saved: Mapping | None, *, na
     return Mapping(chosen, dec, fmt, name)
 
 
+def _per_distinct(values: pd.Series, fn: Callable[[str], str]) -> np.ndarray:
+    """``fn`` of each value, computed once per distinct value (an extract repeats its vendors and accounts)."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    done = np.array([fn(str(u)) for u in uniques] + [""], dtype=object)
+    return done[np.where(codes < 0, len(uniques), codes)]
+
+
+def _vendor_key(vendor_id: str, name: str) -> str:
+    vid = vendor_id.strip()
+    return f"id:{vid.lstrip('0') or '0'}" if vid else f"name:{ids.name_key(name)}"
+
+
 def vendor_keys(vendor_id: pd.Series, vendor_name: pd.Series) -> np.ndarray:
     """A vendor's key in the extract: its ERP number (``id:`` and the number without leading zeros) when the
-    extract has one, else its normalised name (``name:`` and :func:`~.identifiers.name_key`)."""
-    vid = vendor_id.astype(str).str.strip().str.lstrip("0")
-    vid = vid.where(~((vid == "") & (vendor_id.astype(str).str.strip() != "")), "0")
-    names = ids.name_keys(vendor_name)
-    return np.where(vid != "", "id:" + vid, np.char.add("name:", names.astype(str))).astype(object)
+    extract has one, else its normalised name (``name:`` and :func:`~.identifiers.name_key`); once per distinct
+    (number, name) pair."""
+    pair = pd.Series(vendor_id.to_numpy(dtype=object)) + "\x1f" + pd.Series(vendor_name.to_numpy(dtype=object))
+    return _per_distinct(pair, lambda p: _vendor_key(*p.split("\x1f", 1)))
 
 
 def read_lines(raw: pd.DataFrame, mapping: Mapping, *, default_currency: str | None = None
@@ -175,13 +187,13 @@ def read_lines(raw: pd.DataFrame, mapping: Mapping, *, default_currency: str | N
     ``posting_date`` (datetime64), ``vendor_key`` and ``line_hash`` (SHA-256 of the line's values as read).
     """
     n = len(raw)
-    col = {f: raw[h].astype(str).str.strip() if h in raw else pd.Series([""] * n) for f, h in mapping.columns.items()}
-    empty = pd.Series([""] * n, index=raw.index)
-    text = {f: col.get(f, empty).reset_index(drop=True) for f in FIELDS}
+    empty = pd.Series(np.full(n, "", dtype=object))
+    text = {f: pd.Series(_per_distinct(raw[mapping.columns[f]], str.strip)) if f in mapping.columns else empty
+            for f in FIELDS}
     lines = pd.DataFrame({f: text[f] for f in FIELDS if f not in ("amount", "posting_date")})
     lines.insert(0, "line_no", np.arange(2, n + 2, dtype=np.int64))
     lines["amount"] = parse_amounts(text["amount"], mapping.decimal)
-    lines["currency"] = text["currency"].str.upper().where(text["currency"] != "", default_currency or "")
+    lines["currency"] = _per_distinct(text["currency"], lambda c: c.upper() or (default_currency or "").upper())
     lines["posting_date"] = parse_dates(text["posting_date"], mapping.date_format).to_numpy()
     lines["vendor_key"] = vendor_keys(text["vendor_id"], text["vendor_name"])
     lines["line_hash"] = line_hashes(raw)
@@ -190,45 +202,49 @@ def read_lines(raw: pd.DataFrame, mapping: Mapping, *, default_currency: str | N
 
 def line_hashes(raw: pd.DataFrame) -> list[str]:
     """SHA-256 of each line's values (joined by the unit separator), as the file held them."""
-    joined = raw.iloc[:, 0].astype(str)
-    for c in raw.columns[1:]:
-        joined = joined + "\x1f" + raw[c].astype(str)
-    return [hashlib.sha256(s.encode()).hexdigest() for s in joined]
+    columns = [raw[c].to_numpy(dtype=object).tolist() for c in raw.columns]
+    sha = hashlib.sha256
+    return [sha("\x1f".join(values).encode()).hexdigest() for values in zip(*columns, strict=True)]
 
 
 def _problems(lines: pd.DataFrame, text: dict[str, pd.Series], mapping: Mapping) -> list[tuple[int, str]]:
+    """(file line, reason) of every line that cannot be imported; a message is built only for the lines refused."""
     reasons = np.full(len(lines), "", dtype=object)
 
-    def refuse(mask: np.ndarray, message: str | np.ndarray) -> None:
+    def refuse(mask: np.ndarray, message: str | Callable[[np.ndarray], list[str]]) -> None:
         mask = mask & (reasons == "")
-        reasons[mask] = message if isinstance(message, str) else np.asarray(message, dtype=object)[mask]
+        if mask.any():
+            where = np.flatnonzero(mask)
+            reasons[where] = message if isinstance(message, str) else np.asarray(message(where), dtype=object)
 
     refuse(((text["vendor_id"] == "") & (text["vendor_name"] == "")).to_numpy(), "no vendor (id or name)")
-    amount = lines["amount"].to_numpy()
-    refuse(~np.isfinite(amount), np.array([f"amount {a!r} is not a number (decimal mark {mapping.decimal!r})"
-                                           for a in text["amount"]], dtype=object))
+    amount_text, date_text = text["amount"].to_numpy(dtype=object), text["posting_date"].to_numpy(dtype=object)
+    refuse(~np.isfinite(lines["amount"].to_numpy()), lambda w: [
+        f"amount {a!r} is not a number (decimal mark {mapping.decimal!r})" for a in amount_text[w]])
     dates = lines["posting_date"]
-    refuse(dates.isna().to_numpy(), np.array([f"posting date {d!r} is not a date as {mapping.date_format}"
-                                              for d in text["posting_date"]], dtype=object))
+    refuse(dates.isna().to_numpy(), lambda w: [f"posting date {d!r} is not a date as {mapping.date_format}"
+                                               for d in date_text[w]])
     cur = lines["currency"].to_numpy(dtype=object)
     refuse(cur == "", "no currency (give the file's currency with --currency when the extract has no column)")
     years = dates.dt.year.to_numpy(dtype="float64")
     rate = currency.usd_per_unit(cur, years)
     cpi = currency.cpi_usd(years)
-    no_rate = ~np.isfinite(rate) & (cur != "") & np.isfinite(years)
-    refuse(no_rate, np.array([f"no {c} exchange rate for {int(y) if y == y else '?'} in the cited table "
-                              "(scope3lib.accounting.currency); the line cannot be priced" for c, y in
-                              zip(cur, years, strict=True)], dtype=object))
-    refuse(~np.isfinite(cpi) & np.isfinite(years), np.array(
-        [f"no US price index (CPI-U) for {int(y) if y == y else '?'} in the cited table; the line cannot be "
-         "priced" for y in years], dtype=object))
+    refuse(~np.isfinite(rate) & (cur != "") & np.isfinite(years), lambda w: [
+        f"no {c} exchange rate for {int(y)} in the cited table (scope3lib.accounting.currency); the line cannot "
+        "be priced" for c, y in zip(cur[w], years[w], strict=True)])
+    refuse(~np.isfinite(cpi) & np.isfinite(years), lambda w: [
+        f"no US price index (CPI-U) for {int(y)} in the cited table; the line cannot be priced" for y in years[w]])
     for f, check in (("vat_number", ids.vat_number), ("lei", ids.lei), ("duns", ids.duns)):
         if f in mapping.columns:
             bad = _bad_identifiers(text[f], check)
-            refuse(bad != "", bad)
+            refuse(bad != "", _pick(bad))
     where = np.flatnonzero(reasons != "")
     line_no = lines["line_no"].to_numpy(dtype=np.int64)
     return [(int(line_no[i]), str(reasons[i])) for i in where]
+
+
+def _pick(messages: np.ndarray) -> Callable[[np.ndarray], list[str]]:
+    return lambda where: [str(m) for m in messages[where]]
 
 
 def _bad_identifiers(values: pd.Series, check: Any) -> np.ndarray:
