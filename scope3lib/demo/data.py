@@ -27,6 +27,7 @@ from ..errors import Scope3Error
 from ..factors import builtin_factors
 from ..meters.credentials import mosquitto_hash
 from ..models import Device, Supplier
+from ..suppliers import records
 from ..tenancy import tenant_id
 
 # NAICS sector -> (GHG Protocol category the purchases fall under, relative number of suppliers).
@@ -251,9 +252,7 @@ def load(engine: Engine, slug: str, data: DemoData) -> None:
         tid = tenant_id(conn, slug)
         if conn.scalar(sa.select(sa.func.count()).select_from(Supplier).where(Supplier.tenant_id == tid)):
             raise Scope3Error(f"tenant {slug!r} already has suppliers; demo data goes into an empty tenant")
-        suppliers = data.suppliers.assign(tenant_id=tid)
-        conn.execute(sa.insert(Supplier), _records(suppliers))
-        ids = dict(conn.execute(sa.select(Supplier.name, Supplier.id).where(Supplier.tenant_id == tid)).all())
+        ids = records.add_many(conn, tid, data.suppliers, reason="demo data")
         rows = data.entries.assign(tenant_id=tid, supplier_id=data.entries["supplier"].map(ids))
         entries.insert(conn, rows.drop(columns=["supplier"]))
         devices = data.devices.assign(

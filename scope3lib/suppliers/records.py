@@ -370,6 +370,24 @@ def merge(engine: Engine, keep: str | int, other: str | int, *, reason: str) -> 
         return find(conn, a["id"])
 
 
+def add_many(conn: Connection, tenant_id: int, frame: pd.DataFrame, *, reason: str) -> dict[str, int]:
+    """Write generated records (the demo's, already consistent with the factor sets) for tenant ``tenant_id`` on
+    an admin connection, with ``reason`` in their history; returns name -> id. People's files go through
+    :func:`import_suppliers`, which checks every field."""
+    unknown = sorted(set(frame.columns) - set(FIELDS))
+    if unknown:
+        raise InvalidArgument(f"not fields of a supplier: {', '.join(unknown)}")
+    conn.execute(sa.text("SELECT set_config('scope3.change_reason', :r, true)"), {"r": reason})
+    rows = [{str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
+            for r in frame.astype(object).where(frame.notna(), None).to_dict("records")]
+    cols = list(frame.columns)
+    conn.execute(sa.text(f"INSERT INTO suppliers (tenant_id, {', '.join(cols)}) VALUES "
+                         f"(:tenant_id, {', '.join(':' + c for c in cols)})"),
+                 [{**r, "tenant_id": tenant_id} for r in rows])
+    found = conn.execute(sa.text("SELECT name, id FROM suppliers WHERE tenant_id = :t"), {"t": tenant_id}).all()
+    return {str(name): int(sid) for name, sid in found}
+
+
 def add_alias(conn: Connection, supplier_id: int, kind: str, alias: str) -> None:
     """Let ``alias`` (another name, or an ERP vendor number) stand for the supplier in matching."""
     key = ids.name_key(alias) if kind == "name" else alias.strip().lstrip("0") or "0"
