@@ -175,8 +175,15 @@ def vendor_keys(vendor_id: pd.Series, vendor_name: pd.Series) -> np.ndarray:
     """A vendor's key in the extract: its ERP number (``id:`` and the number without leading zeros) when the
     extract has one, else its normalised name (``name:`` and :func:`~.identifiers.name_key`); once per distinct
     (number, name) pair."""
-    pair = pd.Series(vendor_id.to_numpy(dtype=object)) + "\x1f" + pd.Series(vendor_name.to_numpy(dtype=object))
-    return _per_distinct(pair, lambda p: _vendor_key(*p.split("\x1f", 1)))
+    id_codes, _ = pd.factorize(vendor_id.to_numpy(dtype=object))
+    name_codes, names = pd.factorize(vendor_name.to_numpy(dtype=object))
+    # One code per (number, name) pair, from the two columns' codes: no string is built per line.
+    codes, uniques = pd.factorize((id_codes.astype(np.int64) + 1) * (len(names) + 1) + (name_codes + 1))
+    first = np.full(len(uniques), len(codes), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    ids_, names_ = vendor_id.to_numpy(dtype=object), vendor_name.to_numpy(dtype=object)
+    keys = np.array([_vendor_key(str(ids_[i]), str(names_[i])) for i in first] + [""], dtype=object)
+    return keys[codes]
 
 
 def read_lines(raw: pd.DataFrame, mapping: Mapping, *, default_currency: str | None = None
@@ -188,8 +195,10 @@ def read_lines(raw: pd.DataFrame, mapping: Mapping, *, default_currency: str | N
     """
     n = len(raw)
     empty = pd.Series(np.full(n, "", dtype=object))
-    text = {f: pd.Series(_per_distinct(raw[mapping.columns[f]], str.strip)) if f in mapping.columns else empty
-            for f in FIELDS}
+    # Amounts and dates are parsed once per distinct text by their own parsers, which ignore surrounding blanks.
+    text = {f: empty if f not in mapping.columns else
+            pd.Series(raw[mapping.columns[f]].to_numpy(dtype=object), dtype=object) if f in ("amount", "posting_date")
+            else pd.Series(_per_distinct(raw[mapping.columns[f]], str.strip), dtype=object) for f in FIELDS}
     lines = pd.DataFrame({f: text[f] for f in FIELDS if f not in ("amount", "posting_date")})
     lines.insert(0, "line_no", np.arange(2, n + 2, dtype=np.int64))
     lines["amount"] = parse_amounts(text["amount"], mapping.decimal)
@@ -217,7 +226,8 @@ def _problems(lines: pd.DataFrame, text: dict[str, pd.Series], mapping: Mapping)
             where = np.flatnonzero(mask)
             reasons[where] = message if isinstance(message, str) else np.asarray(message(where), dtype=object)
 
-    refuse(((text["vendor_id"] == "") & (text["vendor_name"] == "")).to_numpy(), "no vendor (id or name)")
+    vendor_id, vendor_name = text["vendor_id"].to_numpy(dtype=object), text["vendor_name"].to_numpy(dtype=object)
+    refuse((vendor_id == "") & (vendor_name == ""), "no vendor (id or name)")
     amount_text, date_text = text["amount"].to_numpy(dtype=object), text["posting_date"].to_numpy(dtype=object)
     refuse(~np.isfinite(lines["amount"].to_numpy()), lambda w: [
         f"amount {a!r} is not a number (decimal mark {mapping.decimal!r})" for a in amount_text[w]])

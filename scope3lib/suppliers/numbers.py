@@ -10,6 +10,7 @@ per column and refused when a column could be read two ways (all days 12 or less
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,9 +33,32 @@ def detect_decimal(values: pd.Series) -> str:
     return "," if comma > dot else "."
 
 
+_PLAIN: dict[str, dict[int, Any]] = {",": str.maketrans({".": None, ",": ".", " ": None, "'": None}),
+          ".": str.maketrans({",": None, " ": None, "'": None})}
+
+
 def parse_amounts(values: pd.Series, decimal: str = ".") -> np.ndarray:
     """The amounts as float64 (NaN where empty or not a number), each distinct text parsed once."""
-    codes, uniques = pd.factorize(values.astype(str), use_na_sentinel=True)
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    parsed = _plain(uniques, decimal)
+    if parsed is None:
+        parsed = _careful(uniques, decimal)
+    out = parsed[np.clip(codes, 0, None)] if len(parsed) else np.full(len(codes), np.nan)
+    out[codes < 0] = np.nan
+    return out
+
+
+def _plain(uniques: np.ndarray, decimal: str) -> np.ndarray | None:
+    """The fast path: every value is a plain number once its thousands separators go (None when one is not)."""
+    table = _PLAIN[decimal]
+    try:
+        return np.array([float(str(u).translate(table)) for u in uniques], dtype="float64")
+    except ValueError:
+        return None
+
+
+def _careful(uniques: np.ndarray, decimal: str) -> np.ndarray:
+    """Signs behind or in parentheses, currency symbols, blanks and text that is no number (NaN)."""
     text = pd.Series(uniques, dtype=object).astype(str).str.replace(_STRIP, "", regex=True)
     negative = text.str.endswith("-") | (text.str.startswith("(") & text.str.endswith(")"))
     text = text.str.strip("()-+").where(~negative, text.str.strip("()-+"))
@@ -44,10 +68,7 @@ def parse_amounts(values: pd.Series, decimal: str = ".") -> np.ndarray:
     else:
         text = text.str.replace(",", "", regex=False)
     parsed = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(dtype="float64")
-    parsed = np.where((negative | lead_minus).to_numpy(), -parsed, parsed)
-    out = parsed[np.clip(codes, 0, None)] if len(parsed) else np.full(len(codes), np.nan)
-    out[codes < 0] = np.nan
-    return out
+    return np.asarray(np.where((negative | lead_minus).to_numpy(), -parsed, parsed), dtype="float64")
 
 
 def _try(uniques: pd.Series, fmt: str) -> pd.Series:
@@ -59,7 +80,7 @@ def detect_date_format(values: pd.Series) -> str | None:
 
     Raises ValueError when two formats read them all differently (``03/04/2025``: March or April?).
     """
-    uniques = pd.Series(_clean_dates(values).unique())
+    uniques = _clean_dates(pd.Series(pd.unique(values.to_numpy(dtype=object)), dtype=object)).drop_duplicates()
     uniques = uniques[uniques != ""]
     if uniques.empty:
         return None
@@ -76,8 +97,7 @@ def _clean_dates(values: pd.Series) -> pd.Series:
 
 def parse_dates(values: pd.Series, fmt: str) -> pd.Series:
     """The dates (NaT where empty or not in ``fmt``), each distinct text parsed once."""
-    cleaned = _clean_dates(values)
-    codes, uniques = pd.factorize(cleaned)
-    parsed = pd.to_datetime(pd.Series(uniques, dtype=object), format=fmt, errors="coerce").to_numpy()
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    parsed = pd.to_datetime(_clean_dates(pd.Series(uniques, dtype=object)), format=fmt, errors="coerce").to_numpy()
     out = parsed[np.clip(codes, 0, None)] if len(parsed) else np.full(len(codes), np.datetime64("NaT"))
     return pd.Series(out, index=values.index).where(codes >= 0)

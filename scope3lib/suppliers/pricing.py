@@ -11,6 +11,9 @@ spend above the supplier's revenue, no exchange rate for the revenue) falls back
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -51,18 +54,25 @@ def group_lines(lines: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     first[g[::-1]] = np.flatnonzero(ok)[::-1]  # the first line of each group
     spend = np.bincount(g, weights=lines["amount"].to_numpy(dtype="float64")[ok], minlength=len(order))
     count = np.bincount(g, minlength=len(order))
-    pick = lines.iloc[first]
-    months = pd.DatetimeIndex(month[first].astype("datetime64[ns]"))
+    pick = lines[["vendor_key", "category", "naics_code", "currency", "supplier_id", "vendor_name"]].iloc[first]
     groups = pd.DataFrame({
-        "month": months.date, "vendor_key": pick["vendor_key"].to_numpy(),
+        "month": month[first].astype("datetime64[s]"), "vendor_key": pick["vendor_key"].to_numpy(),
         "category": pick["category"].to_numpy(dtype=np.int64), "naics_code": pick["naics_code"].to_numpy(),
         "currency": pick["currency"].to_numpy(), "supplier_id": pick["supplier_id"].to_numpy(dtype=np.int64),
         "vendor_name": pick["vendor_name"].to_numpy(), "spend": np.round(spend, 2), "lines": count,
     })
-    groups["group_key"] = (months.strftime("%Y-%m") + "|" + groups["vendor_key"].astype(str) + "|"
-                           + groups["category"].astype(str) + "|" + groups["naics_code"].astype(str) + "|"
-                           + groups["currency"].astype(str))
+    labels = _per_month(month[first], lambda m: f"{m:%Y-%m}")
+    groups["group_key"] = np.array(
+        ["|".join(map(str, k)) for k in zip(labels, groups["vendor_key"].tolist(), groups["category"].tolist(),
+                                            groups["naics_code"].tolist(), groups["currency"].tolist(), strict=True)],
+        dtype=object)
     return groups, line_group
+
+
+def _per_month(months: np.ndarray, fn: Callable[[pd.Timestamp], Any]) -> np.ndarray:
+    """``fn`` of each month (datetime64), once per distinct month."""
+    codes, uniques = pd.factorize(np.asarray(months, dtype="datetime64[M]"))
+    return np.array([fn(pd.Timestamp(u)) for u in uniques] + [None], dtype=object)[codes]
 
 
 def _supplier_data(groups: pd.DataFrame, disclosures: pd.DataFrame) -> pd.DataFrame:
@@ -71,7 +81,7 @@ def _supplier_data(groups: pd.DataFrame, disclosures: pd.DataFrame) -> pd.DataFr
     cols = ["supplier_kg", "revenue_here", "direct_share", "upstream"]
     if disclosures.empty:
         return pd.DataFrame(np.nan, index=groups.index, columns=cols)
-    year = pd.to_datetime(groups["month"]).dt.year.to_numpy(dtype=np.int64)
+    year = _per_month(groups["month"].to_numpy(), lambda m: m.year).astype(np.int64)
     left = pd.DataFrame({"supplier_id": groups["supplier_id"].to_numpy(), "year": year, "pos": np.arange(len(groups))})
     d = disclosures.astype({"supplier_id": "int64", "year": "int64"}).sort_values("year")
     merged = pd.merge_asof(left.sort_values("year"), d, on="year", by="supplier_id", direction="nearest",
@@ -99,7 +109,7 @@ def _methods(groups: pd.DataFrame, sup: pd.DataFrame) -> np.ndarray:
 
 
 def _activity(groups: pd.DataFrame, method: np.ndarray, sup: pd.DataFrame, versions: np.ndarray) -> pd.DataFrame:
-    start = pd.to_datetime(groups["month"])
+    months = groups["month"].to_numpy()
     supplier_rows = method == Method.SUPPLIER_SPECIFIC.value
     return pd.DataFrame({
         "category": groups["category"].to_numpy(), "method": method, "quantity": "", "unit": "",
@@ -107,9 +117,9 @@ def _activity(groups: pd.DataFrame, method: np.ndarray, sup: pd.DataFrame, versi
         "factor_key": np.where(supplier_rows, "", groups["naics_code"].to_numpy(dtype=object)),
         "factor_version": np.where(supplier_rows, "", versions),
         "spend": groups["spend"].to_numpy(), "currency": groups["currency"].to_numpy(),
-        "spend_year": start.dt.year.to_numpy(), "supplier": "",
-        "period_start": start.dt.strftime("%Y-%m-%d").to_numpy(),
-        "period_end": (start + pd.offsets.MonthEnd(0)).dt.strftime("%Y-%m-%d").to_numpy(),
+        "spend_year": _per_month(months, lambda m: m.year).astype(np.int64), "supplier": "",
+        "period_start": _per_month(months, lambda m: f"{m:%Y-%m-%d}"),
+        "period_end": _per_month(months, lambda m: f"{m + pd.offsets.MonthEnd(0):%Y-%m-%d}"),
         "supplier_kg_co2e": sup["supplier_kg"].to_numpy(), "supplier_revenue": sup["revenue_here"].to_numpy(),
         "eeio_direct_share": sup["direct_share"].to_numpy(),
     })
@@ -134,16 +144,18 @@ def price(groups: pd.DataFrame, factors: pd.DataFrame, disclosures: pd.DataFrame
     if failed.any():  # supplier data that cannot be used: the sector factor instead
         method = np.where(failed, Method.SPEND_BASED.value, method)
         calc = calculate(_activity(groups, method, sup, versions), factors, data_source=DataSource.IMPORT.value)
-    start = pd.to_datetime(groups["month"])
+    months = groups["month"].to_numpy()
+    who = [n or k for n, k in zip(groups["vendor_name"].astype(object).tolist(), groups["vendor_key"].tolist(),
+                                  strict=True)]
     return pd.DataFrame({
-        "group_key": groups["group_key"], "month": groups["month"],
-        "category": groups["category"].astype(int), "period_start": start.dt.date,
-        "period_end": (start + pd.offsets.MonthEnd(0)).dt.date, "method": method,
+        "group_key": groups["group_key"], "month": _per_month(months, lambda m: m.date()),
+        "category": groups["category"].astype(int), "period_start": _per_month(months, lambda m: m.date()),
+        "period_end": _per_month(months, lambda m: (m + pd.offsets.MonthEnd(0)).date()), "method": method,
         "supplier_id": groups["supplier_id"].where(groups["supplier_id"] >= 0).astype("Int64"),
-        "description": "Spend extract: " + groups["vendor_name"].astype(str).where(
-            groups["vendor_name"].astype(str) != "", groups["vendor_key"].astype(str))
-        + " (" + groups["lines"].astype(str) + " lines)",
-        "spend": groups["spend"], "spend_currency": groups["currency"], "spend_year": start.dt.year,
+        "description": np.array([f"Spend extract: {w} ({n} lines)" for w, n in zip(who, groups["lines"].tolist(),
+                                                                                       strict=True)], dtype=object),
+        "spend": groups["spend"], "spend_currency": groups["currency"],
+        "spend_year": _per_month(months, lambda m: m.year).astype(np.int64),
         "factor_source": calc["factor_source"].replace("", None), "factor_version": calc["factor_version"],
         "factor_key": calc["factor_key"].replace("", None), "factor_value": calc["factor_value"],
         "factor_unit": calc["factor_unit"], "kg_co2e": calc["kg_co2e"], "data_source": DataSource.IMPORT.value,
