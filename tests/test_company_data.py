@@ -352,3 +352,33 @@ def test_onboarding_notebook_runs_on_a_tenant(tenant: TenantFixture, tmp_path: P
     NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "Spend from ERP extracts" in printed and "4 suppliers" in printed
+
+
+def test_the_spend_commands_import_review_classify_and_trace(tenant: TenantFixture, tmp_path: Path,
+                                                               database_url: str, data_dir: Path) -> None:
+    path = _sap_extract(tmp_path, SAP_ROWS)
+    r = invoke_cli(database_url, data_dir, "spend", "import", tenant.slug, str(path), "--mapping", "sap")
+    assert r.exit_code == 0 and "imported 4 lines" in r.output, r.output
+    r = invoke_cli(database_url, data_dir, "spend", "unclassified", tenant.slug)
+    assert r.exit_code == 0 and "Spedition Huber" in r.output and "Kantine Service" in r.output, r.output
+    r = invoke_cli(database_url, data_dir, "spend", "classify", tenant.slug, "gl_account", "0000620000",
+                   "--category", "4", "--naics", "484121")
+    assert r.exit_code == 0, r.output
+    r = invoke_cli(database_url, data_dir, "spend", "classify", tenant.slug, "keyword", "catering",
+                   "--category", "3", "--naics", "722310")
+    assert r.exit_code == 2 and "no spend-based method" in r.output, r.output
+    e = inventory.entries(tenant.engine)
+    freight = int(e.loc[e["description"].str.contains("Spedition Huber"), "id"].iloc[0])
+    r = invoke_cli(database_url, data_dir, "spend", "trace", tenant.slug, str(freight))
+    assert r.exit_code == 0 and "sap.xlsx" in r.output and "Fracht Hamburg" in r.output, r.output
+    bad = _write(tmp_path, "bad.csv", "Vendor,Amount\nX,1\n")
+    r = invoke_cli(database_url, data_dir, "spend", "import", tenant.slug, str(bad), "--mapping", "other")
+    assert r.exit_code != 0 and "posting_date" in r.output and "--column" in r.output, r.output
+
+
+def test_the_history_names_the_hub_user(tenant: TenantFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUPYTERHUB_USER", "ana")
+    records.update(tenant.engine, "Atlas Packaging Ltd", reason="new contact", contact_email="ana@atlas.example")
+    last = records.history(tenant.engine, "Atlas Packaging Ltd").iloc[-1]
+    assert (last["actor"], last["action"], last["reason"]) == ("ana", "update", "new contact")
+    assert last["changes"]["contact_email"] == [None, "ana@atlas.example"]

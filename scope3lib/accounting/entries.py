@@ -234,16 +234,16 @@ def update_values(conn: Connection, frame: pd.DataFrame) -> int:
         return 0
     sets = ", ".join(f"{c} = u.{c}" for c in cols)
     differs = " OR ".join(f"e.{c} IS DISTINCT FROM u.{c}" for c in cols)
-    select = ", ".join(f"CAST(:{c} AS {t}) AS {c}" for c, t in ((c, _SQL_TYPES[c]) for c in cols))
-    total = 0
-    for row in _records(frame[["id", *cols]]):
-        result = conn.execute(sa.text(f"UPDATE emission_entries e SET {sets} FROM (SELECT {select}) u "
-                                      f"WHERE e.id = :id AND ({differs})"), row)
-        total += int(result.rowcount or 0)
-    return total
+    arrays = ", ".join(f"CAST(:{c} AS {_SQL_TYPES[c]}[])" for c in ["id", *cols])
+    # One statement per batch: the ledger trigger then appends the batch's leaves in one go.
+    rows = _records(frame[["id", *cols]])
+    params = {c: [r[c] for r in rows] for c in ["id", *cols]}
+    result = conn.execute(sa.text(f"UPDATE emission_entries e SET {sets} FROM unnest({arrays}) AS u(id, "
+                                  f"{', '.join(cols)}) WHERE e.id = u.id AND ({differs})"), params)
+    return int(result.rowcount or 0)
 
 
-_SQL_TYPES = {"category": "smallint", "method": "text", "supplier_id": "bigint", "description": "text",
+_SQL_TYPES = {"id": "bigint", "category": "smallint", "method": "text", "supplier_id": "bigint", "description": "text",
               "spend": "numeric", "spend_currency": "text", "spend_year": "smallint", "factor_source": "text",
               "factor_version": "text", "factor_key": "text", "factor_value": "float8", "factor_unit": "text",
               "kg_co2e": "float8", "data_source": "text", "data_quality": "smallint"}
