@@ -382,3 +382,27 @@ def test_the_history_names_the_hub_user(tenant: TenantFixture, monkeypatch: pyte
     last = records.history(tenant.engine, "Atlas Packaging Ltd").iloc[-1]
     assert (last["actor"], last["action"], last["reason"]) == ("ana", "update", "new contact")
     assert last["changes"]["contact_email"] == [None, "ana@atlas.example"]
+
+
+ORACLE = """Supplier Number,Supplier Name,VAT Registration No.,GL Date,Accounted Amount,Currency Code,Natural Account,Line Description
+S-9001,Mueller Stahl,DE 123 456 789,2023-03-31,"8,000.00",GBP,610000,Steel coils Q1
+S-9002,Harbor Hotels plc,,2024-06-15,"1,250.50",EUR,640000,Hotel stay Hamburg
+S-9003,Northwind Freight,,2022-11-02,(300.00),USD,620000,Freight credit
+S-9003,Northwind Freight,,2022-11-03,"2,300.00",USD,620000,Freight November
+"""
+
+
+def test_an_oracle_extract_matches_by_vat_number_over_currencies_and_years(tenant: TenantFixture,
+                                                                          tmp_path: Path) -> None:
+    spend.confirm_sector(tenant.engine, "keyword", "hotel", 6, "721110")
+    r = spend.import_extract(tenant.engine, _write(tmp_path, "oracle.csv", ORACLE), mapping="oracle")
+    assert (r.lines, r.matched, r.classified) == (4, 3, 4)
+    e = inventory.entries(tenant.engine).set_index("description")
+    steel = e.loc["Spend extract: Mueller Stahl (1 lines)"]
+    assert steel["supplier"] == "Müller Stahl GmbH" and steel["spend_currency"] == "GBP" and steel["spend_year"] == 2023
+    hotel = e.loc["Spend extract: Harbor Hotels plc (1 lines)"]
+    assert hotel["category"] == 6 and hotel["spend_currency"] == "EUR" and hotel["spend_year"] == 2024
+    freight = e.loc["Spend extract: Northwind Freight (2 lines)"]
+    assert float(freight["spend"]) == 2000.0 and freight["period_start"] == pd.Timestamp("2022-11-01").date()
+    # kg = spend converted to 2022 USD times the sector factor: the engine's own conversion.
+    assert freight["kg_co2e"] == pytest.approx(2000.0 * float(freight["factor_value"]))
