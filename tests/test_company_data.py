@@ -384,8 +384,8 @@ def test_the_history_names_the_hub_user(tenant: TenantFixture, monkeypatch: pyte
     assert last["changes"]["contact_email"] == [None, "ana@atlas.example"]
 
 
-ORACLE = """Supplier Number,Supplier Name,VAT Registration No.,GL Date,Accounted Amount,Currency Code,Natural Account,Line Description
-S-9001,Mueller Stahl,DE 123 456 789,2023-03-31,"8,000.00",GBP,610000,Steel coils Q1
+ORACLE = ("Supplier Number,Supplier Name,VAT Registration No.,GL Date,Accounted Amount,Currency Code,"
+          "Natural Account,Line Description\n") + """S-9001,Mueller Stahl,DE 123 456 789,2023-03-31,"8,000.00",GBP,610000,Steel coils Q1
 S-9002,Harbor Hotels plc,,2024-06-15,"1,250.50",EUR,640000,Hotel stay Hamburg
 S-9003,Northwind Freight,,2022-11-02,(300.00),USD,620000,Freight credit
 S-9003,Northwind Freight,,2022-11-03,"2,300.00",USD,620000,Freight November
@@ -406,3 +406,16 @@ def test_an_oracle_extract_matches_by_vat_number_over_currencies_and_years(tenan
     assert float(freight["spend"]) == 2000.0 and freight["period_start"] == pd.Timestamp("2022-11-01").date()
     # kg = spend converted to 2022 USD times the sector factor: the engine's own conversion.
     assert freight["kg_co2e"] == pytest.approx(2000.0 * float(freight["factor_value"]))
+
+
+def test_a_merge_moves_spend_and_open_entries_through_the_ledger(tenant: TenantFixture, tmp_path: Path) -> None:
+    spend.import_extract(tenant.engine, _write(tmp_path, "netsuite.csv", NETSUITE))
+    labs = records.create(tenant.engine, name="Cobalt Labs", country="US")
+    records.merge(tenant.engine, labs, "Cobalt Software LLC", reason="Cobalt Software was renamed Cobalt Labs")
+    e = inventory.entries(tenant.engine)
+    assert "Cobalt Software LLC" not in set(e["supplier"]) and "Cobalt Labs" in set(e["supplier"])
+    with tenant.engine.connect() as c:
+        leaf = c.execute(sa.text("SELECT event, reason FROM ledger_leaves ORDER BY leaf_index DESC LIMIT 1")).one()
+        moved = c.scalar(sa.text("SELECT count(*) FROM spend_lines WHERE supplier_id = :s"), {"s": labs})
+    assert leaf[0] == "correct" and "renamed Cobalt Labs" in leaf[1] and moved == 1
+    assert records.find(tenant.engine.connect(), labs)["duns"] == "123456789"  # the identifier moved with it

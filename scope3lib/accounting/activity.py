@@ -66,8 +66,8 @@ def _check(rows: pd.DataFrame, calc: pd.DataFrame, tenant: _Tenant) -> tuple[_Re
         r.refuse(inside, f"period {label} is closed: its entries cannot change")
     names = rows["supplier"].astype(str).str.strip()
     ids = names.map(tenant.suppliers)
-    unknown = np.array([f"unknown supplier {s!r} (add it to the tenant's suppliers first)" for s in names],
-                       dtype=object)
+    unknown = np.array([f"unknown supplier {s!r} (add it to the tenant's suppliers first: `scope3 suppliers "
+                        "import`)" for s in names], dtype=object)
     r.refuse((names != "").to_numpy() & ids.isna().to_numpy(), unknown)
     needs = calc["method"].astype(str).str.strip().str.lower().isin(
         [Method.SUPPLIER_SPECIFIC.value, Method.HYBRID.value]).to_numpy()
