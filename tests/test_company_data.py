@@ -385,7 +385,8 @@ def test_the_history_names_the_hub_user(tenant: TenantFixture, monkeypatch: pyte
 
 
 ORACLE = ("Supplier Number,Supplier Name,VAT Registration No.,GL Date,Accounted Amount,Currency Code,"
-          "Natural Account,Line Description\n") + """S-9001,Mueller Stahl,DE 123 456 789,2023-03-31,"8,000.00",GBP,610000,Steel coils Q1
+          "Natural Account,Line Description\n") + """\
+S-9001,Mueller Stahl,DE 123 456 789,2023-03-31,"8,000.00",GBP,610000,Steel coils Q1
 S-9002,Harbor Hotels plc,,2024-06-15,"1,250.50",EUR,640000,Hotel stay Hamburg
 S-9003,Northwind Freight,,2022-11-02,(300.00),USD,620000,Freight credit
 S-9003,Northwind Freight,,2022-11-03,"2,300.00",USD,620000,Freight November
