@@ -212,8 +212,11 @@ def insert_returning_ids(conn: Connection, frame: pd.DataFrame) -> list[int]:
         "SELECT nextval(pg_get_serial_sequence('emission_entries', 'id')) FROM generate_series(1, :n)"),
         {"n": len(frame)}).scalars()]
     cols = ["id", *frame.columns]
-    conn.execute(sa.text(f"INSERT INTO emission_entries ({', '.join(cols)}) OVERRIDING SYSTEM VALUE VALUES "
-                         f"({', '.join(':' + c for c in cols)})"), _records(frame.assign(id=ids)[cols]))
+    rows = _records(frame.assign(id=ids)[cols])
+    # One statement (not one per row): the ledger trigger runs once per statement and appends every leaf.
+    arrays = ", ".join(f"CAST(:{c} AS {_SQL_TYPES[c]}[])" for c in cols)
+    conn.execute(sa.text(f"INSERT INTO emission_entries ({', '.join(cols)}) OVERRIDING SYSTEM VALUE "
+                         f"SELECT * FROM unnest({arrays})"), {c: [r[c] for r in rows] for c in cols})
     return ids
 
 
@@ -243,10 +246,14 @@ def update_values(conn: Connection, frame: pd.DataFrame) -> int:
     return int(result.rowcount or 0)
 
 
-_SQL_TYPES = {"id": "bigint", "category": "smallint", "method": "text", "supplier_id": "bigint", "description": "text",
-              "spend": "numeric", "spend_currency": "text", "spend_year": "smallint", "factor_source": "text",
-              "factor_version": "text", "factor_key": "text", "factor_value": "float8", "factor_unit": "text",
-              "kg_co2e": "float8", "data_source": "text", "data_quality": "smallint"}
+_SQL_TYPES = {
+    "id": "bigint", "tenant_id": "bigint", "category": "smallint", "period_start": "date", "period_end": "date",
+    "method": "text", "supplier_id": "bigint", "device_id": "bigint", "description": "text",
+    "activity_quantity": "float8", "activity_unit": "text", "spend": "numeric", "spend_currency": "text",
+    "spend_year": "smallint", "factor_source": "text", "factor_version": "text", "factor_key": "text",
+    "factor_value": "float8", "factor_unit": "text", "kg_co2e": "float8", "data_source": "text",
+    "data_quality": "smallint",
+}
 
 
 def delete(conn: Connection, ids: Sequence[int]) -> int:

@@ -188,16 +188,18 @@ def _write_import(conn: Connection, p: Path, digest: str, m: extracts.Mapping, l
     if earlier:
         conn.execute(sa.text(f"UPDATE spend_lines SET active = false WHERE (import_id, line_no) IN "
                              f"(SELECT l.import_id, l.line_no {same_source})"), params)
+    lines = lines.copy()
+    created, updated, deleted, kg = rebuild(conn, months, new_lines=lines)
     _insert_lines(conn, import_id, lines)
     extracts.save_mapping(conn, m)
-    created, updated, deleted, kg = rebuild(conn, months)
     return ExtractImport(import_id, p.name, len(lines), matched=int((lines["supplier_id"] >= 0).sum()),
                          classified=int((lines["category"] > 0).sum()), created=created, updated=updated,
                          deleted=deleted, kg_co2e=kg, replaced=tuple(earlier))
 
 
 _LINE_COLUMNS = {
-    "line_no": "integer", "line_hash": "text", "vendor_id": "text", "vendor_name": "text", "vendor_key": "text",
+    "line_no": "integer", "group_id": "bigint", "line_hash": "text", "vendor_id": "text", "vendor_name": "text",
+    "vendor_key": "text",
     "supplier_id": "bigint", "amount": "numeric", "currency": "text", "posting_date": "date", "gl_account": "text",
     "cost_centre": "text", "description": "text", "commodity_code": "text", "category": "smallint",
     "naics_code": "text", "classified_by": "text",
@@ -236,22 +238,32 @@ def _disclosures(conn: Connection) -> pd.DataFrame:
                                "eeio_direct_share FROM supplier_disclosures")
 
 
-def rebuild(conn: Connection, months: Sequence[dt.date]) -> tuple[int, int, int, float]:
+_GROUPED = ["import_id", "line_no", "vendor_key", "vendor_name", "supplier_id", "amount", "currency", "posting_date",
+            "category", "naics_code", "group_id"]
+
+
+def rebuild(conn: Connection, months: Sequence[dt.date], new_lines: pd.DataFrame | None = None
+            ) -> tuple[int, int, int, float]:
     """Re-price the entries of ``months`` (first days) from their active, classified lines: new groups get an
     entry, changed ones are updated (a ``recalculate`` leaf with the transaction's reason), groups that are gone
-    lose theirs. Months in closed periods are left alone. Returns (created, updated, deleted, kg CO2e)."""
+    lose theirs. Months in closed periods are left alone. ``new_lines`` (:func:`prepare`'s, not stored yet) count
+    too and get their ``group_id``, so they are stored linked. Returns (created, updated, deleted, kg CO2e)."""
     months = [m for m in months if m not in _closed_months(conn, months)]
     if not months:
         return 0, 0, 0, 0.0
     mp = {"m": list(months)}
-    lines = db.read_frame(conn, "SELECT import_id, line_no, vendor_key, vendor_name, coalesce(supplier_id, -1) AS "
-                                "supplier_id, amount, currency, posting_date, coalesce(category, 0) AS category, "
-                                "coalesce(naics_code, '') AS naics_code FROM spend_lines WHERE active AND "
-                                "date_trunc('month', posting_date)::date = ANY(CAST(:m AS date[]))", mp)
-    lines["posting_date"] = pd.to_datetime(lines["posting_date"])
-    lines["amount"] = lines["amount"].astype(float)
-    lines["vendor_name"] = _text(lines["vendor_name"])
-    groups, line_group = group_lines(lines)
+    stored = db.read_frame(conn, "SELECT import_id, line_no, vendor_key, vendor_name, coalesce(supplier_id, -1) AS "
+                                 "supplier_id, amount, currency, posting_date, coalesce(category, 0) AS category, "
+                                 "coalesce(naics_code, '') AS naics_code, group_id FROM spend_lines WHERE active AND "
+                                 "date_trunc('month', posting_date)::date = ANY(CAST(:m AS date[]))", mp)
+    stored["posting_date"] = pd.to_datetime(stored["posting_date"])
+    stored["amount"] = stored["amount"].astype(float)
+    stored["vendor_name"] = _text(stored["vendor_name"])
+    lines = stored
+    if new_lines is not None:
+        fresh = new_lines.assign(import_id=-1, group_id=np.nan)[_GROUPED]
+        lines = pd.concat([stored[_GROUPED], fresh], ignore_index=True) if len(stored) else fresh
+    groups, line_group = group_lines(lines.reset_index(drop=True))
     old = db.read_frame(conn, "SELECT g.id, g.group_key, g.entry_id, e.factor_version FROM spend_groups g "
                               "LEFT JOIN emission_entries e ON e.id = g.entry_id WHERE g.month = ANY(CAST(:m AS "
                               "date[]))", mp)
@@ -268,7 +280,10 @@ def rebuild(conn: Connection, months: Sequence[dt.date]) -> tuple[int, int, int,
     key_of_line = np.asarray(groups["group_key"].to_numpy(dtype=object)[np.clip(line_group, 0, None)]
                              if len(groups) else np.full(len(lines), None), dtype=object)
     key_of_line[line_group < 0] = None
-    _link_lines(conn, lines, key_of_line, gid, months)
+    linked = pd.Series(key_of_line, dtype=object).map(gid).to_numpy(dtype="float64")
+    _link_lines(conn, stored, linked[:len(stored)])
+    if new_lines is not None:
+        new_lines["group_id"] = pd.array(linked[len(stored):], dtype="Int64")
     return created, updated, deleted, float(priced["kg_co2e"].sum())
 
 
@@ -299,20 +314,19 @@ def _write_groups(conn: Connection, priced: pd.DataFrame, old: pd.DataFrame) -> 
     return len(ids), updated, deleted
 
 
-def _link_lines(conn: Connection, lines: pd.DataFrame, key_of_line: np.ndarray, gid: dict[str, int],
-                months: Sequence[dt.date]) -> None:
-    conn.execute(sa.text("UPDATE spend_lines SET group_id = NULL WHERE group_id IS NOT NULL AND "
-                         "date_trunc('month', posting_date)::date = ANY(CAST(:m AS date[]))"), {"m": list(months)})
-    linked = pd.Series(key_of_line, dtype=object).map(gid)
-    ok = linked.notna().to_numpy()
-    for start in range(0, int(ok.sum()), _CHUNK):
-        sel = np.flatnonzero(ok)[start:start + _CHUNK]
+def _link_lines(conn: Connection, stored: pd.DataFrame, linked: np.ndarray) -> None:
+    """Point the stored lines whose group changed at their new group (None: no group, e.g. unclassified)."""
+    before = pd.to_numeric(stored["group_id"], errors="coerce").to_numpy(dtype="float64")
+    changed = ~((before == linked) | (np.isnan(before) & np.isnan(linked)))
+    sel_all = np.flatnonzero(changed)
+    for start in range(0, len(sel_all), _CHUNK):
+        sel = sel_all[start:start + _CHUNK]
         conn.execute(sa.text(
             "UPDATE spend_lines l SET group_id = u.g FROM unnest(CAST(:i AS bigint[]), CAST(:n AS integer[]), "
             "CAST(:g AS bigint[])) AS u(i, n, g) WHERE l.import_id = u.i AND l.line_no = u.n"),
-            {"i": lines["import_id"].to_numpy()[sel].astype("int64").tolist(),
-             "n": lines["line_no"].to_numpy()[sel].astype("int64").tolist(),
-             "g": linked.to_numpy()[sel].astype("int64").tolist()})
+            {"i": stored["import_id"].to_numpy()[sel].astype("int64").tolist(),
+             "n": stored["line_no"].to_numpy()[sel].astype("int64").tolist(),
+             "g": [None if np.isnan(g) else int(g) for g in linked[sel]]})
 
 
 # --- the analyst's review ------------------------------------------------------------------------------------
@@ -435,7 +449,7 @@ def trace(engine: Engine, entry_id: int) -> pd.DataFrame:
                                  "l.vendor_name, l.amount, l.currency, l.posting_date, l.gl_account, l.description, "
                                  "l.commodity_code, l.classified_by FROM spend_groups g JOIN spend_lines l ON "
                                  "l.group_id = g.id JOIN spend_imports i ON i.id = l.import_id WHERE g.entry_id = :e "
-                                 "ORDER BY l.import_id, l.line_no", {"e": int(entry_id)})
+                                 "AND l.active ORDER BY l.import_id, l.line_no", {"e": int(entry_id)})
 
 
 def imports(engine: Engine) -> pd.DataFrame:
