@@ -1,6 +1,6 @@
 """Benchmark: an ERP extract of 1,000,000 AP lines over 50,000 vendors, matched, classified and priced.
 
-    .venv/bin/python bench/onboarding.py [--lines 1000000] [--vendors 50000] [--sample 20000]
+    .venv/bin/python bench/onboarding.py [--lines 1000000] [--vendors 50000] [--sample 100000]
 
 The extract is text columns, as read from an SAP-style file (decimal commas, dd.mm.yyyy dates, EUR, USD and
 GBP in 2022-2023): vendor number for half the vendors, vendor names spelt as AP clerks spell them (case,
@@ -183,7 +183,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--vendors", type=int, default=50_000)
-    ap.add_argument("--sample", type=int, default=20_000, help="lines done one at a time in Python")
+    ap.add_argument("--sample", type=int, default=100_000, help="lines done one at a time in Python")
     args = ap.parse_args()
     rng = np.random.default_rng(7)
     sup, aliases = make_suppliers(args.vendors, rng)
