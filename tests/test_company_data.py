@@ -420,3 +420,15 @@ def test_a_merge_moves_spend_and_open_entries_through_the_ledger(tenant: TenantF
         moved = c.scalar(sa.text("SELECT count(*) FROM spend_lines WHERE supplier_id = :s"), {"s": labs})
     assert leaf[0] == "correct" and "renamed Cobalt Labs" in leaf[1] and moved == 1
     assert records.find(tenant.engine.connect(), labs)["duns"] == "123456789"  # the identifier moved with it
+
+
+def test_records_entered_before_the_checks_are_listed_as_likely_duplicates(tenant: TenantFixture,
+                                                                           database_url: str,
+                                                                           data_dir: Path) -> None:
+    with tenant.engine.begin() as c:  # as SQL typed in a notebook could, before any check
+        c.execute(sa.text("INSERT INTO suppliers (tenant_id, name) VALUES (tenant_of(current_user), "
+                          "'ATLAS PACKAGING LIMITED')"))
+    d = records.duplicates(tenant.engine)
+    assert set(d["name"]) == {"Atlas Packaging Ltd", "ATLAS PACKAGING LIMITED"} and d["key"].nunique() == 1
+    r = invoke_cli(database_url, data_dir, "suppliers", "duplicates", tenant.slug)
+    assert r.exit_code == 0 and "ATLAS PACKAGING LIMITED" in r.output, r.output

@@ -61,6 +61,15 @@ def suppliers_list(ctx: click.Context, slug: str, archived: bool, as_json: bool)
         click.echo(shown.to_string(index=False, na_rep=""))
 
 
+@suppliers_group.command("duplicates")
+@click.argument("slug")
+@click.pass_context
+def suppliers_duplicates(ctx: click.Context, slug: str) -> None:
+    """Records that look like one company (the same normalised name): candidates for `suppliers merge`."""
+    df = records.duplicates(_tenant_engine(ctx, slug))
+    click.echo(df.to_string(index=False, na_rep="") if len(df) else f"{slug}: no two records look like one company")
+
+
 @suppliers_group.command("show")
 @click.argument("slug")
 @click.argument("supplier")

@@ -169,6 +169,18 @@ def suppliers(bind: Engine | Connection, include_archived: bool = False) -> pd.D
     return db.read_frame(bind, f"SELECT {_LIST_COLUMNS} FROM suppliers{where} ORDER BY name")
 
 
+def duplicates(bind: Engine | Connection) -> pd.DataFrame:
+    """Live records that look like one company (the same normalised name), for an analyst to merge: one row per
+    record, ``key`` shared within a group, largest groups first. Records entered before checks existed (SQL,
+    the demo) may hold such pairs; imports and :func:`create` refuse new ones."""
+    df = db.read_frame(bind, "SELECT id, name, country, naics_code, lei, duns, vat_number FROM suppliers "
+                             "WHERE merged_into IS NULL")
+    df.insert(0, "key", ids.name_keys(df["name"]))
+    counts = df["key"].map(df["key"].value_counts())
+    return (df[counts > 1].assign(n=counts[counts > 1]).sort_values(["n", "key", "id"], ascending=[False, True, True])
+            .drop(columns="n").reset_index(drop=True))
+
+
 def find(conn: Connection, ref: str | int) -> dict[str, Any]:
     """One record by id, exact name, identifier or normalised name; refused when none or several match."""
     text = str(ref).strip()
