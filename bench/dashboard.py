@@ -153,7 +153,8 @@ def provision(engine: sa.Engine, data_dir: Path, args: argparse.Namespace) -> tu
     raw = yaml.safe_load(hub_file.read_text())
     # Room for every concurrent viewer's page (the defaults, 8 and 3, would turn most of them away); a development
     # database that trusts local users is accepted and services run as this user (no analyst server runs here).
-    raw.update(allow_passwordless_database=True, spawner="simple", port=free_port(), hub_port=free_port(), proxy_api_port=free_port(), dashboard_port=free_port(),
+    raw.update(allow_passwordless_database=True, spawner="simple", port=free_port(), hub_port=free_port(),
+               proxy_api_port=free_port(), dashboard_port=free_port(),
                dashboard_pool_size=args.pool, scheduler=False, dashboard_max_pages=args.viewers + 4,
                dashboard_max_pages_per_viewer=args.views + 4)
     hub_file.write_text(yaml.safe_dump(raw))
