@@ -87,6 +87,7 @@ def browser(profile: Path, expected: int) -> Any:
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
+    opts.page_load_strategy = "none"  # commands return at once; the page's own clock says when it was drawn
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
                  f"--user-data-dir={profile}", "--no-first-run", "--disable-extensions"):
         opts.add_argument(flag)
@@ -101,7 +102,11 @@ def sign_in_form(driver: Any, base: str, username: str) -> None:
     from selenium.webdriver.common.by import By
 
     driver.execute_cdp_cmd("Network.clearBrowserCookies", {})  # signed out; the HTTP cache stays
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
     driver.get(base + "/hub/login")
+    WebDriverWait(driver, 60).until(expected_conditions.element_to_be_clickable((By.ID, "login_submit")))
     driver.find_element(By.ID, "username_input").send_keys(username)
     driver.find_element(By.ID, "password_input").send_keys(PASSWORD)
 
@@ -302,7 +307,11 @@ def main() -> None:
         finally:
             driver.quit()
         time.sleep(args.gap)
-        crowd = concurrent(base, args.viewers, expected, data_dir) if args.viewers else []
+        try:
+            crowd = concurrent(base, args.viewers, expected, data_dir) if args.viewers else []
+        except RuntimeError as exc:  # the other figures still stand
+            print(f"concurrent viewers: {exc}")
+            crowd = []
     finally:
         if hub is not None:
             hub.send_signal(signal.SIGTERM)
