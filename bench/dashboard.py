@@ -209,8 +209,9 @@ def start_hub(url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         except requests.RequestException:
             pass
         if time.monotonic() > deadline or hub.poll() is not None:
-            tail = (data_dir / "hub.log").read_text(errors="replace").splitlines()[-15:]
-            raise RuntimeError("hub did not start; the end of its log:\n" + "\n".join(tail))
+            kept = Path(tempfile.gettempdir()) / "scope3-bench-dashboard-hub.log"
+            shutil.copy(data_dir / "hub.log", kept)
+            raise RuntimeError(f"hub did not start (exit {hub.poll()}); its log: {kept}")
         time.sleep(0.5)
 
 

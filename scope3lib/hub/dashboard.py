@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jupyter_core.paths import jupyter_runtime_dir
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 from jupyterhub.singleuser.extension import JupyterHubIdentityProvider
 from jupyterhub.utils import url_path_join
@@ -306,7 +307,7 @@ class DashboardVoila(Voila):
         self.page_limits = PageLimits(self.max_pages, self.max_pages_per_viewer)
         self.disconnected = DisconnectedPages(int(self.config.MappingKernelManager.get("cull_idle_timeout", 300)))
         # The tenant-wide panels' cache, private to this service's user; kernels inherit the variable.
-        os.environ.setdefault(PANEL_CACHE_ENV, str(Path(self.runtime_dir) / "scope3-dashboard-panels"))
+        os.environ.setdefault(PANEL_CACHE_ENV, str(Path(jupyter_runtime_dir()) / "scope3-dashboard-panels"))
         self.refresher: subprocess.Popen[bytes] | None = None
         # Every VoilaExecutor is made with this application's config; a callable cannot come from the
         # command line.
