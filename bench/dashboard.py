@@ -240,8 +240,9 @@ def one_view(driver: Any, base: str, user: str, memory: bool = False,
     return view, mem
 
 
-def concurrent(base: str, viewers: int, expected: int, tmp: Path) -> list[View]:
-    """``viewers`` browsers (empty caches, one viewer each) click sign-in at the same moment."""
+def concurrent(base: str, viewers: int, expected: int, tmp: Path) -> list[View | None]:
+    """``viewers`` browsers (empty caches, one viewer each) click sign-in at the same moment; None for a view
+    not drawn within the page limit."""
     drivers = [browser(tmp / f"viewer{i:02d}", expected) for i in range(viewers)]
     try:
         for i, d in enumerate(drivers):
@@ -261,10 +262,10 @@ def concurrent(base: str, viewers: int, expected: int, tmp: Path) -> list[View]:
             t.start()
         for t in threads:
             t.join()
-        failed = [r for r in results if isinstance(r, Exception)]
-        if failed:
-            raise RuntimeError(f"{len(failed)} of {viewers} concurrent views failed: {failed[0]}")
-        return [r for r in results if isinstance(r, View)]
+        for r in results:
+            if isinstance(r, Exception):
+                print(f"  a concurrent view: {r}")
+        return [r if isinstance(r, View) else None for r in results]
     finally:
         for d in drivers:
             d.quit()
@@ -317,11 +318,7 @@ def main() -> None:
         finally:
             driver.quit()
         time.sleep(args.gap)
-        try:
-            crowd = concurrent(base, args.viewers, expected, data_dir) if args.viewers else []
-        except RuntimeError as exc:  # the other figures still stand
-            print(f"concurrent viewers: {exc}")
-            crowd = []
+        crowd = concurrent(base, args.viewers, expected, data_dir) if args.viewers else []
     finally:
         if hub is not None:
             hub.send_signal(signal.SIGTERM)
@@ -337,7 +334,7 @@ def main() -> None:
 
 
 def report(args: argparse.Namespace, own: tuple[float, float, float], expected: int, first: View,
-           memory: tuple[float, float] | None, views: list[View], crowd: list[View], load: float) -> None:
+           memory: tuple[float, float] | None, views: list[View], crowd: list[View | None], load: float) -> None:
     cold, warm, kept = own
     med = {k: statistics.median(getattr(v, k) for v in views) for k in ("html_s", "drawn_s", "redirects_s")}
     print(f"executive dashboard, demo tenant acme, headless Chromium; Voila pool {args.pool}, {args.gap:.0f} s "
@@ -351,10 +348,13 @@ def report(args: argparse.Namespace, own: tuple[float, float, float], expected: 
           f"max {max(v.drawn_s for v in views):.2f})")
     if memory:
         print(f"  page kernel (last warm view, drawn, 3 s later): RSS {memory[0]:.0f} MB, USS {memory[1]:.0f} MB")
-    if crowd:
-        drawn = [v.drawn_s for v in crowd]
-        print(f"  {len(crowd)} viewers at once, all charts drawn: p50 {statistics.median(drawn):.1f} s, "
-              f"p95 {p95(drawn):.1f} s, max {max(drawn):.1f} s")
+    if crowd:  # a view not drawn within the limit counts as the limit, and is said to be over it
+        drawn = [PAGE_LIMIT_S if v is None else v.drawn_s for v in crowd]
+        late = sum(v is None for v in crowd)
+        shown = {k: (f"> {PAGE_LIMIT_S}" if x >= PAGE_LIMIT_S else f"{x:.1f}")
+                 for k, x in (("p50", statistics.median(drawn)), ("p95", p95(drawn)), ("max", max(drawn)))}
+        print(f"  {len(crowd)} viewers at once, all charts drawn: p50 {shown['p50']} s, p95 {shown['p95']} s, max "
+              f"{shown['max']} s ({late} not drawn within {PAGE_LIMIT_S} s)")
     print(f"  ratios: warm drawn / page's own work {med['drawn_s'] / kept:.1f}, warm HTML / page's own work "
           f"{med['html_s'] / kept:.1f}, (drawn - HTML) / drawn {1 - med['html_s'] / med['drawn_s']:.2f}, first / warm "
           f"drawn {first.drawn_s / med['drawn_s']:.2f}")
