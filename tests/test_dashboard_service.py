@@ -113,19 +113,3 @@ def test_a_pages_cull_window_starts_when_its_html_is_sent_not_when_its_kernel_is
     assert pages.expired({"open": 0}) == ["open"]
     assert pages.expired({}) == [] and pages.sent_at == {}  # a kernel gone is forgotten
 
-
-def test_a_live_panel_rebuilt_closes_the_widgets_it_replaces() -> None:
-    """An open page rebuilds its live panels every few seconds for hours: the widgets replaced are closed, not
-    left registered in the kernel for the life of the page."""
-    import ipywidgets as w
-
-    from scope3lib.reporting import executive
-    from scope3lib.reporting.panels import Panel
-
-    box = w.VBox()
-    shown = []
-    for i in range(3):
-        executive._replace(box, Panel("meters", "Meters", (f"<p>reading {i}</p>", "<p>another item</p>")))
-        shown.append(box.children)
-    assert [c.value for c in box.children] == ["<p>reading 2</p>", "<p>another item</p>"]
-    assert [[c.comm is None for c in children] for children in shown] == [[True, True], [True, True], [False, False]]

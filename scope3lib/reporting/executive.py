@@ -282,19 +282,9 @@ class ExecutiveDashboard:
                 log.exception("dashboard: refreshing the live panels failed")
                 fresh = []
             for panel in fresh:
-                _replace(boxes[panel.key], panel)
+                boxes[panel.key].children = _widgets(panel)
             for k in keys:
                 due[k] = time.monotonic() + every[k]
-
-
-def _replace(box: Any, panel: Panel) -> None:
-    """Show ``panel`` in ``box`` instead of what it showed, closing the widgets it drops: a live panel is rebuilt
-    every few seconds, and widgets only replaced stay registered in the kernel (and in the browser) for as long as
-    the page lives, a few MB an hour."""
-    old = box.children
-    box.children = _widgets(panel)
-    for widget in old:
-        widget.close()
 
 
 def _widgets(panel: Panel) -> list[Any]:
