@@ -124,11 +124,6 @@ def cached(engine: Engine, build: Callable[[], list[Panel]], version: Version | 
     return panels
 
 
-def is_current(engine: Engine) -> bool:
-    directory = cache_dir()
-    return directory is not None and _file(directory, data_version(engine)).exists()
-
-
 def refresh_forever(every_s: float) -> None:
     """Keep the cache of the tenant of ``SCOPE3_TENANT_DATABASE_URL`` current, checking every ``every_s``
     seconds, until the process that started this one ends."""
@@ -137,9 +132,12 @@ def refresh_forever(every_s: float) -> None:
 
     parent = os.getppid()
     engine = db.connect()
+    tried: Version | None = None  # a version whose panels failed is not tried again: pages compute their own
     while os.getppid() == parent:
         try:
-            if not is_current(engine):
+            version = data_version(engine)
+            if version != tried and load(version) is None:
+                tried = version
                 started = time.perf_counter()
                 ExecutiveDashboard(engine).tenant_panels()
                 log.info("dashboard: tenant panels computed in %.2f s", time.perf_counter() - started)
