@@ -116,11 +116,12 @@ def click_and_wait(driver: Any) -> View:
 
     driver.find_element(By.ID, "login_submit").click()
     deadline = time.monotonic() + PAGE_LIMIT_S
+    failure = ""
     while time.monotonic() < deadline:
         try:
             done = driver.execute_script("return window.__scope3Drawn || null")
-        except Exception:  # the document is being replaced (a redirect): ask again
-            done = None
+        except Exception as exc:  # the document is being replaced (a redirect): ask again
+            done, failure = None, f"; the last question to the page failed: {type(exc).__name__}"
         if done is not None:
             nav = driver.execute_script(
                 "const n = performance.getEntriesByType('navigation')[0];"
@@ -129,7 +130,7 @@ def click_and_wait(driver: Any) -> View:
             return View(html_s=nav[1] / 1000, drawn_s=nav[2] / 1000, redirects_s=nav[0] / 1000, kernel_id=nav[3])
         time.sleep(0.05)
     charts = driver.execute_script("return window.__scope3Charts || 0")
-    raise RuntimeError(f"charts not drawn within {PAGE_LIMIT_S} s ({charts} drawn) at {driver.current_url}")
+    raise RuntimeError(f"charts not drawn within {PAGE_LIMIT_S} s ({charts} drawn) at {driver.current_url}{failure}")
 
 
 def kernel_memory(kernel_id: str | None) -> tuple[float, float]:
