@@ -285,3 +285,59 @@ def test_the_monthly_report_keeps_its_parameters() -> None:
                                        {"months": 3, "end": "2025-06", "top_n": 5}) == {
         "months": 3, "end": "2025-06", "top_n": 5}
     assert all(not c.outputs and c.execution_count is None for c in nb.cells if c.cell_type == "code")
+
+
+def test_the_dashboard_service_computes_the_tenant_panels_once_per_change_of_the_data(
+        engine: Engine, full: TenantFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the service's cache directory, a page whose data did not change loads the panels the last one
+    computed; a change of the data (a scenario saved) computes them again; a failing panel is never kept."""
+    cache = tmp_path / "panels"
+    monkeypatch.setenv("SCOPE3_DASHBOARD_CACHE_DIR", str(cache))
+    first = panels_of(full.database_url_readonly)
+    assert len(list(cache.iterdir())) == 1
+    assert cache.stat().st_mode & 0o777 == 0o700
+
+    def computed(*_: object) -> None:
+        raise AssertionError("computed again although the data did not change")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ExecutiveDashboard, "_render", computed)
+        again = panels_of(full.database_url_readonly)
+    assert {k: p.html() for k, p in again.items()} == {k: p.html() for k, p in first.items()}
+
+    scenarios.save(full.engine, scenarios.parse({**SCENARIO, "name": "second-plan"}))
+    try:
+        changed = panels_of(full.database_url_readonly)
+        with without_grant(engine, "scenarios"):
+            failing = panels_of(full.database_url_readonly)
+    finally:
+        scenarios.delete(full.engine, "second-plan")
+    assert "2 stored scenarios" in changed["scenarios"].html() and len(list(cache.iterdir())) == 1
+    assert failing["scenarios"].state == "unavailable" and len(list(cache.iterdir())) == 1
+
+
+def test_the_refresher_keeps_the_panels_of_the_data_as_it_changes(full: TenantFixture, tmp_path: Path) -> None:
+    """The process beside the dashboard's Voila computes the panels of the current data, and again after a change,
+    keeping one file."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import wait_until
+
+    cache = tmp_path / "panels"
+    env = {**os.environ, "SCOPE3_DASHBOARD_CACHE_DIR": str(cache),
+           "SCOPE3_TENANT_DATABASE_URL": full.database_url_readonly}
+    refresher = subprocess.Popen([sys.executable, "-m", "scope3lib.reporting.tenant_cache", "--every=1"], env=env,
+                                 stderr=subprocess.PIPE, text=True)
+    try:
+        first = wait_until(lambda: list(cache.glob("*.pickle")), 120, "the refresher's first panels", interval=0.5)
+        scenarios.save(full.engine, scenarios.parse({**SCENARIO, "name": "third-plan"}))
+        wait_until(lambda: [f for f in cache.glob("*.pickle") if f not in first], 120, "the panels of the new data",
+                   interval=0.5)
+        assert len(list(cache.glob("*.pickle"))) == 1
+    finally:
+        scenarios.delete(full.engine, "third-plan")
+        refresher.terminate()
+        _, err = refresher.communicate(timeout=30)
+    assert err.count("tenant panels computed in") == 2, err

@@ -58,7 +58,7 @@ class HubFile(BaseModel):
     )
     dashboard_pool_size: int = Field(
         1, ge=0, le=16,
-        description="Preheated Voila kernels kept ready (about 300 MB each); 0: a kernel per page view.")
+        description="Preheated Voila kernels kept ready (about 230 MB each); 0: a kernel per page view.")
     dashboard_cell_timeout_s: int = Field(
         90, ge=5, le=3600,
         description=("A dashboard cell still running after this many seconds ends the page with an error (the "

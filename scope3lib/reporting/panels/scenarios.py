@@ -7,7 +7,6 @@ import html
 import plotly.graph_objects as go
 
 from ...errors import ScenarioError
-from ...tenancy import connected_tenant
 from . import Panel, PanelContext, code, empty_panel, note, register
 
 TITLE = "Scenarios"
@@ -19,6 +18,7 @@ def scenarios_panel(ctx: PanelContext) -> Panel:
     inventory no longer supports (a lever naming a supplier that is gone) is named with the reason instead of
     hiding the others; when none runs the panel raises."""
     from ... import scenarios
+    from ...tenancy import connected_tenant
 
     engine = ctx.engine
     stored = scenarios.list_scenarios(engine)
