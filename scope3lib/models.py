@@ -492,7 +492,8 @@ class ApiKey(Base):
         CheckConstraint("(scope = 'ingest') = (device_id IS NOT NULL)", name="device"),
         CheckConstraint("octet_length(secret_hash) = 32", name="secret_hash"),
         UniqueConstraint("prefix"),
-        UniqueConstraint("tenant_id", "name", name="uq_api_keys_tenant_name"),
+        # A name is one live key; a revoked (or rotated) key keeps its name in the listing.
+        Index("uq_api_keys_tenant_name", "tenant_id", "name", unique=True, postgresql_where=text("revoked_at IS NULL")),
         ForeignKeyConstraint(["tenant_id", "device_id"], ["devices.tenant_id", "devices.id"],
                              name="fk_api_keys_device", ondelete="CASCADE"),
     )

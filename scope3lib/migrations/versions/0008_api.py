@@ -59,8 +59,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("prefix", name=op.f("uq_api_keys_prefix")),
-        sa.UniqueConstraint("tenant_id", "name", name="uq_api_keys_tenant_name"),
     )
+    # A name is one live key; a revoked (or rotated) key keeps its name in the listing.
+    op.create_index("uq_api_keys_tenant_name", "api_keys", ["tenant_id", "name"], unique=True,
+                    postgresql_where=sa.text("revoked_at IS NULL"))
     op.create_table(
         "api_requests",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
