@@ -230,3 +230,58 @@ def test_every_request_is_logged_and_rates_are_limited(make_tenant: TenantFactor
         assert listed["busy"]["last_used_at"] is not None
     finally:
         server.stop()
+
+
+def test_every_resource_reads_and_the_writes_go_through_the_library(
+        tenants: tuple[TenantFixture, TenantFixture], servers: tuple[ApiServer, ApiServer]) -> None:
+    from scope3lib.ledger import log as ledger_log
+
+    a, _ = tenants
+    api_a, _ = servers
+    ledger_log.checkpoint(a.admin, a.data_dir, a.slug)
+    read, write = _client(api_a, _key(a, "read")), _client(api_a, _key(a, "write"))
+    for path in ("/factor-datasets", "/factors?source=egrid&limit=5", "/devices", "/readings", "/ml/estimates",
+                 "/ml/hotspots", "/scenarios", "/ledger/checkpoints", "/reports/runs", "/jobs"):
+        r = read.get(path)
+        assert r.status_code == 200, (path, r.text)
+        assert "items" in r.json()
+    assert read.get("/factors", params={"source": "egrid", "limit": 5}).json()["items"][0]["source"] == "egrid"
+    keys_ = read.get("/ledger/public-key").json()
+    assert keys_[0]["pem"].startswith("-----BEGIN PUBLIC KEY-----")
+    proof = read.get(f"/ledger/entries/{a.entry_ids[0]}/proof")
+    assert proof.status_code == 200, proof.text
+    assert proof.json()["proof"]["tree_size"] >= 1 and proof.json()["checkpoint"] == \
+        read.get("/ledger/checkpoints").json()["items"][0]["note"]
+    # Devices: registered, changed, re-keyed and removed by the library's functions.
+    made = write.post("/devices", json={"device": "api-meter", "grid_region": "CAMX"})
+    assert made.status_code == 201, made.text
+    assert made.json()["mqtt_password"] and made.json()["topic"] == f"scope3/{a.slug}/api-meter/readings"
+    assert write.post("/devices", json={"device": "api-meter", "grid_region": "CAMX"}).status_code == 409
+    assert write.post("/devices", json={"device": "x", "grid_region": "MARS"}).status_code == 422
+    assert write.patch("/devices/api-meter", json={"grid_region": "erct"}).json()["grid_region"] == "ERCT"
+    assert write.post("/devices/api-meter/credentials").json()["mqtt_password"] != made.json()["mqtt_password"]
+    assert write.delete("/devices/api-meter").status_code == 204
+    assert read.get("/devices/api-meter").status_code == 404
+    # Scenarios: saved, run, deleted.
+    scenario = {"name": "api-2030", "base_year": 2025, "target_year": 2030, "growth": 0.02, "discount_rate": 0.05,
+                "levers": [{"kind": "spend_reduction", "reduction": 0.1, "start_year": 2026, "category": 1}]}
+    saved = write.put("/scenarios/api-2030", json=scenario)
+    assert saved.status_code == 200, saved.text
+    ran = read.post("/scenarios/api-2030/run")
+    assert ran.status_code == 200, ran.text
+    assert ran.json()["totals"] and ran.json()["fingerprint"]
+    assert read.put("/scenarios/api-2030", json=scenario).status_code == 403
+    assert write.delete("/scenarios/api-2030").status_code == 204
+    assert read.get("/scenarios/api-2030").status_code == 404
+    # A prediction is a job: 202 with its Location, then its outcome.
+    job = write.post("/ml/predictions", json={})
+    assert job.status_code == 202, job.text
+    done = wait_until(lambda: (j := read.get(f"/{job.headers['location']}").json())["status"] in ("succeeded",
+                                                                                                  "failed") and j, 60,
+                      "the prediction job")
+    assert done["status"] == "succeeded", done
+    assert done["result"]["basis"] in ("ml", "eeio")
+    bad = write.post("/reports/runs", json={"report": "no-such-report"})
+    assert bad.status_code == 422 and "unknown report" in bad.json()["detail"]
+    read.close()
+    write.close()

@@ -24,7 +24,7 @@ from ..config import Settings, TenantSettings
 from ..errors import ConfigurationError
 from ..meters.ingest import STAGE_DDL
 from ..tenancy import tenant_credentials, validate_slug
-from . import ingest, inventory, problems, suppliers
+from . import factors, ingest, inventory, jobs, ledger, meters, ml, problems, reports, scenarios, suppliers
 from .context import ApiContext
 from .ratelimit import PLAN_RATES, RateLimiter
 from .requestlog import RequestLog, RequestLogMiddleware
@@ -32,7 +32,8 @@ from .requestlog import RequestLog, RequestLogMiddleware
 log = logging.getLogger("scope3.api")
 
 #: The resource groups, one module each; their routes hang under the service's prefix.
-ROUTERS: list[APIRouter] = [inventory.router, suppliers.router, ingest.router]
+ROUTERS: list[APIRouter] = [inventory.router, suppliers.router, factors.router, meters.router, ingest.router,
+                            ml.router, scenarios.router, ledger.router, reports.router, jobs.router]
 
 DESCRIPTION = """The integration API of one tenant of the Scope 3 platform.
 
@@ -105,6 +106,7 @@ def create_app(config: ApiConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        jobs.abandon_unfinished(ctx)
         ctx.requests.start()
         try:
             yield

@@ -57,3 +57,38 @@ def page(request: Request, response: Response, rows: list[dict[str, Any]], limit
         url = request.url.include_query_params(cursor=cursor, limit=limit)
         response.headers["Link"] = f'<{url}>; rel="next"'
     return {"items": rows, "next_cursor": cursor}
+
+
+def frame_page(request: Request, response: Response, records: list[dict[str, Any]], limit: int,
+               cursor: str | None) -> dict[str, Any]:
+    """A page of a list the library computes (estimates, hotspots): the cursor is a position in its order,
+    which is stable while the data behind it does not change."""
+    start = (decode(cursor, (int,)) or [0])[0]
+    rows = records[start:start + limit + 1]
+    more = len(rows) > limit
+    next_cursor = encode([start + limit]) if more else None
+    if next_cursor is not None:
+        url = request.url.include_query_params(cursor=next_cursor, limit=limit)
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    return {"items": rows[:limit], "next_cursor": next_cursor}
+
+
+def records(frame: Any) -> list[dict[str, Any]]:
+    """A DataFrame's rows as JSON-ready dicts: NaN, NaT, NA and infinities become null, numpy scalars Python's."""
+    import math
+
+    import pandas as pd
+
+    out = []
+    for row in frame.to_dict("records"):
+        clean = {}
+        for k, v in row.items():
+            if v is pd.NaT or v is pd.NA or (isinstance(v, float) and not math.isfinite(v)):
+                v = None
+            elif isinstance(v, pd.Timestamp):
+                v = v.to_pydatetime()
+            elif hasattr(v, "item") and not isinstance(v, str | bytes):
+                v = v.item()  # numpy scalars
+            clean[str(k)] = v
+        out.append(clean)
+    return out
