@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -69,20 +70,34 @@ def _run(ctx: ApiContext, job_id: int, work: Callable[[], dict[str, Any]]) -> No
         with ctx.write.begin() as conn:
             conn.execute(sa.text("UPDATE jobs SET status = :s, finished_at = now(), result = CAST(:r AS jsonb), "
                                  "error = :e WHERE id = :i"),
-                         {"s": status, "r": None if result is None else json.dumps(result, default=str), "e": error,
-                          "i": job_id})
+                         {"s": status, "r": None if result is None else json.dumps(_jsonable(result), default=str),
+                          "e": error, "i": job_id})
 
-    with ctx.write.begin() as conn:
-        conn.execute(sa.text("UPDATE jobs SET status = 'running' WHERE id = :i"), {"i": job_id})
     try:
-        result = work()
-    except Scope3Error as exc:
-        finish("failed", None, str(exc))
-    except Exception as exc:  # a job must always end recorded; the traceback stays in the service's log
-        log.exception("job %d failed", job_id)
-        finish("failed", None, f"the job failed ({type(exc).__name__}); the operator's log has the details")
-    else:
-        finish("succeeded", result, None)
+        with ctx.write.begin() as conn:
+            conn.execute(sa.text("UPDATE jobs SET status = 'running' WHERE id = :i"), {"i": job_id})
+        try:
+            result = work()
+        except Scope3Error as exc:
+            finish("failed", None, str(exc))
+        except Exception as exc:  # a job must always end recorded; the traceback stays in the service's log
+            log.exception("job %d failed", job_id)
+            finish("failed", None, f"the job failed ({type(exc).__name__}); the operator's log has the details")
+        else:
+            finish("succeeded", result, None)
+    except Exception:  # the executor would swallow it: say so in the log
+        log.exception("job %d: its outcome could not be recorded", job_id)
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with NaN and infinities as null: JSON (and PostgreSQL's jsonb) has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def _one(ctx: ApiContext, job_id: int) -> dict[str, Any]:
