@@ -125,6 +125,14 @@ def create_app(config: ApiConfig) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router, prefix=p)
     app.add_middleware(RequestLogMiddleware, requests=ctx.requests)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems.document(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

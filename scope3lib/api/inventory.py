@@ -103,23 +103,24 @@ class ActivityRow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # kg_co2e, above all, is the platform's to calculate
 
-    category: int | None = Field(default=None, description="GHG Protocol Scope 3 category 1-15")
+    category: int | None = Field(default=None, ge=1, le=15, description="GHG Protocol Scope 3 category 1-15")
     method: MethodName
     period_start: dt.date
     period_end: dt.date
-    supplier: str | None = Field(default=None, description="The name of one of the tenant's suppliers")
-    quantity: float | None = None
-    unit: str | None = None
-    factor_source: str | None = None
-    factor_key: str | None = None
-    factor_version: str | None = None
-    spend: float | None = None
-    currency: str | None = None
-    spend_year: int | None = None
-    supplier_kg_co2e: float | None = None
-    supplier_revenue: float | None = None
-    eeio_direct_share: float | None = None
-    description: str | None = None
+    supplier: str | None = Field(default=None, max_length=200, description="The name of one of the tenant's suppliers")
+    # Magnitudes no real activity reaches: beyond them float arithmetic overflows.
+    quantity: float | None = Field(default=None, ge=-1e12, le=1e12)
+    unit: str | None = Field(default=None, max_length=64)
+    factor_source: str | None = Field(default=None, max_length=64)
+    factor_key: str | None = Field(default=None, max_length=200)
+    factor_version: str | None = Field(default=None, max_length=64)
+    spend: float | None = Field(default=None, ge=-1e12, le=1e12)
+    currency: str | None = Field(default=None, max_length=3)
+    spend_year: int | None = Field(default=None, ge=1900, le=2200)
+    supplier_kg_co2e: float | None = Field(default=None, ge=-1e12, le=1e12)
+    supplier_revenue: float | None = Field(default=None, ge=0.01, le=1e15, description="In the spend's currency")
+    eeio_direct_share: float | None = Field(default=None, ge=0, le=1)
+    description: str | None = Field(default=None, max_length=2000)
 
 
 class ActivityBatch(BaseModel):

@@ -65,6 +65,20 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
                           (500, "Server error"))
 }
 
+def document(doc: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with every problem response as ``application/problem+json`` of :class:`Problem`
+    only (FastAPI lists a model's schema under ``application/json``)."""
+    ref = {"$ref": "#/components/schemas/Problem"}
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                if MEDIA_TYPE in content:
+                    content.pop("application/json", None)
+                    content[MEDIA_TYPE] = {"schema": ref}
+    return doc
+
+
 _STATUS_OF: tuple[tuple[type[Exception], int, str], ...] = (
     (errors.UnknownTenant, 404, "Unknown tenant"),
     (errors.UnknownDevice, 404, "Unknown device"),
@@ -123,6 +137,13 @@ def install(app: FastAPI) -> None:
     async def _conflict(request: Request, exc: sa.exc.IntegrityError) -> JSONResponse:
         first = str(getattr(exc, "orig", exc)).splitlines()[0]
         return problem_response(409, "Conflict", f"the database refused the change: {first}")
+
+    @app.exception_handler(sa.exc.DataError)
+    async def _bad_value(request: Request, exc: sa.exc.DataError) -> JSONResponse:
+        # A value PostgreSQL cannot store or compare (a NUL character in text, a number out of its range):
+        # the request's fault, said in the database's words.
+        first = str(getattr(exc, "orig", exc)).splitlines()[0]
+        return problem_response(422, "Invalid input", f"a value in the request cannot be used: {first}")
 
     @app.exception_handler(Exception)
     async def _server_error(request: Request, exc: Exception) -> JSONResponse:
