@@ -80,8 +80,11 @@ def _hub_auth() -> Any:
 
 
 def _context(config: ApiConfig) -> ApiContext:
-    read = db.create_engine(config.database_url_readonly, pool_size=24, max_overflow=16)
-    write = db.create_engine(config.database_url, pool_size=8, max_overflow=16)
+    # No ping before each checkout (one more round trip per query, measured: docs/benchmarks.md, API): a
+    # connection PostgreSQL dropped fails one request and SQLAlchemy then replaces the pool's connections.
+    read = sa.create_engine(db.sqlalchemy_url(config.database_url_readonly), pool_size=24, max_overflow=16,
+                            pool_recycle=1800)
+    write = sa.create_engine(db.sqlalchemy_url(config.database_url), pool_size=8, max_overflow=16, pool_recycle=1800)
     sa.event.listen(write, "connect", lambda dbapi_conn, record: _stage(dbapi_conn))
     with read.connect() as conn:
         row = conn.execute(sa.text("SELECT id, slug, plan FROM tenants WHERE id = tenant_of(current_user)")).first()

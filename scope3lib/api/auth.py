@@ -43,6 +43,8 @@ class Principal:
     scopes: frozenset[Scope]
     key_id: int | None = None
     device_id: int | None = None  # a device key's one device
+    device: str | None = None
+    device_revoked: bool = False
 
 
 def _unauthorized(detail: str) -> ApiProblem:
@@ -79,7 +81,7 @@ def authenticate(request: Request, bearer: Annotated[HTTPAuthorizationCredential
         if isinstance(found, str):
             raise _unauthorized(found)
         who = Principal(label=f"key:{found.prefix}", scopes=_KEY_SCOPES[found.scope], key_id=found.id,
-                        device_id=found.device_id)
+                        device_id=found.device_id, device=found.device, device_revoked=found.device_revoked)
     else:
         who = _hub_user(ctx, credential)
     request.state.principal = who

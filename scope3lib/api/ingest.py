@@ -14,7 +14,6 @@ import time
 from typing import Annotated
 
 import psycopg
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -41,27 +40,18 @@ class IngestResult(BaseModel):
     duplicates: int = Field(description="Readings already stored (a resent payload), skipped")
 
 
-def _device(ctx: ApiContext, device_id: int) -> tuple[str, bool]:
-    with ctx.read.connect() as conn:
-        row = conn.execute(sa.text("SELECT device_key, revoked_at IS NOT NULL AS revoked FROM devices WHERE id = :i"),
-                           {"i": device_id}).first()
-    if row is None:
-        raise ApiProblem(403, "Not allowed", "this key's device no longer exists")
-    return str(row.device_key), bool(row.revoked)
-
-
 @router.post("/iot/ingest/", response_model=IngestResult, summary="Store a device's readings (device key)",
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": {"type": "object", "description": "One reading {ts, kwh} or {readings: [...]}, "
                             "as the MQTT contract (docs/meters.md#the-contract)"}, "example": _EXAMPLE}}}})
 async def ingest(request: Request, ctx: Ctx, who: Ingester) -> IngestResult:
     body = await request.body()
-    assert who.device_id is not None  # an ingest key always has its device (ck_api_keys_device)
-    return await run_in_threadpool(_store, ctx, who.device_id, body)
+    # An ingest key always has its device (ck_api_keys_device; a removed device takes its keys with it).
+    assert who.device_id is not None and who.device is not None
+    return await run_in_threadpool(_store, ctx, who.device_id, who.device, who.device_revoked, body)
 
 
-def _store(ctx: ApiContext, device_id: int, body: bytes) -> IngestResult:
-    device, revoked = _device(ctx, device_id)
+def _store(ctx: ApiContext, device_id: int, device: str, revoked: bool, body: bytes) -> IngestResult:
     topic = readings_topic(ctx.slug, device)
     message = ParsedMessage(topic=topic, tenant=ctx.slug, device=device, readings=None, reason=None, payload=body)
     try:

@@ -15,7 +15,7 @@ from ..accounting import activity, inventory
 from ..categories import DataSource, Method
 from .auth import Reader, Writer
 from .context import ApiContext, context
-from .pagination import Cursor, Limit, Page, decode, page
+from .pagination import Cursor, Limit, Page, decode, json_page
 from .problems import ApiProblem
 
 router = APIRouter(tags=["inventory"])
@@ -53,13 +53,19 @@ class Entry(BaseModel):
     created_at: dt.datetime
 
 
-_ENTRY_SQL = (
-    "SELECT e.id, e.category, e.period_start, e.period_end, e.method, e.supplier_id, s.name AS supplier, "
+_ENTRY_COLUMNS = (
+    "e.id, e.category, e.period_start, e.period_end, e.method, e.supplier_id, s.name AS supplier, "
     "e.device_id, e.description, e.activity_quantity, e.activity_unit, e.spend::float8 AS spend, e.spend_currency, "
     "e.spend_year, e.factor_source, e.factor_version, e.factor_key, e.factor_value, e.factor_unit, e.kg_co2e, "
-    "e.data_source, e.data_quality, e.created_at "
-    "FROM emission_entries e LEFT JOIN suppliers s ON s.id = e.supplier_id"
+    "e.data_source, e.data_quality, e.created_at"
 )
+
+
+def _entry_sql(where: str) -> str:
+    """The entries ``where`` selects, in id order, ``LIMIT :n``: the page is cut first (along the index on
+    (tenant_id, id)) and only its rows are joined to their suppliers."""
+    return (f"SELECT {_ENTRY_COLUMNS} FROM (SELECT * FROM emission_entries e WHERE {where} ORDER BY e.id LIMIT :n) e "
+            "LEFT JOIN suppliers s ON s.id = e.supplier_id ORDER BY e.id")
 
 
 @router.get("/emission-entries", response_model=Page[Entry], summary="List emission entries, filtered")
@@ -71,7 +77,7 @@ def list_entries(
     supplier_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     method: MethodName | None = None,
     data_source: DataSourceName | None = None,
-) -> dict[str, Any]:
+) -> Response:
     """Entries in id order (stable across pages), filtered by period, category, supplier, method and source."""
     where: list[str] = ["e.tenant_id = :tid"]
     params: dict[str, Any] = {"tid": ctx.tenant_id, "n": limit + 1}
@@ -84,15 +90,13 @@ def list_entries(
             where.append(cond)
             params[name] = value
     with ctx.read.connect() as conn:
-        rows = [dict(r) for r in conn.execute(
-            sa.text(f"{_ENTRY_SQL} WHERE {' AND '.join(where)} ORDER BY e.id LIMIT :n"), params).mappings()]
-    return page(request, response, rows, limit, lambda r: [r["id"]])
+        return json_page(request, conn, _entry_sql(" AND ".join(where)), params, limit)
 
 
 @router.get("/emission-entries/{entry_id}", response_model=Entry, summary="One emission entry")
 def get_entry(entry_id: Annotated[int, Path(ge=1, le=2**63 - 1)], ctx: Ctx, who: Reader) -> dict[str, Any]:
     with ctx.read.connect() as conn:
-        row = conn.execute(sa.text(f"{_ENTRY_SQL} WHERE e.id = :i"), {"i": entry_id}).mappings().first()
+        row = conn.execute(sa.text(_entry_sql("e.id = :i")), {"i": entry_id, "n": 1}).mappings().first()
     if row is None:
         raise ApiProblem(404, "Not found", f"no emission entry {entry_id}", field="path.entry_id")
     return dict(row)

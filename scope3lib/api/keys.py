@@ -63,6 +63,8 @@ class KeyRecord:
     prefix: str
     scope: str
     device_id: int | None
+    device: str | None = None  # a device key's device id (its topic level)
+    device_revoked: bool = False
 
 
 def parse_expiry(text: str | None) -> dt.timedelta | None:
@@ -175,8 +177,9 @@ def verify(conn: Connection, key: str) -> KeyRecord | str:
     if not m:
         return "not an API key of this platform (s3k_...)"
     row = conn.execute(
-        sa.text("SELECT id, secret_hash, scope, device_id, revoked_at, expires_at <= now() AS expired "
-                "FROM api_keys WHERE prefix = :p"), {"p": m.group(1)},
+        sa.text("SELECT k.id, k.secret_hash, k.scope, k.device_id, k.revoked_at, k.expires_at <= now() AS expired, "
+                "d.device_key, d.revoked_at IS NOT NULL AS device_revoked "
+                "FROM api_keys k LEFT JOIN devices d ON d.id = k.device_id WHERE k.prefix = :p"), {"p": m.group(1)},
     ).first()
     if row is None or not hmac.compare_digest(bytes(row.secret_hash), hash_key(key)):
         return "unknown API key"
@@ -184,4 +187,5 @@ def verify(conn: Connection, key: str) -> KeyRecord | str:
         return f"API key {m.group(1)} was revoked"
     if row.expired:
         return f"API key {m.group(1)} has expired"
-    return KeyRecord(id=int(row.id), prefix=m.group(1), scope=str(row.scope), device_id=row.device_id)
+    return KeyRecord(id=int(row.id), prefix=m.group(1), scope=str(row.scope), device_id=row.device_id,
+                     device=row.device_key, device_revoked=bool(row.device_revoked))

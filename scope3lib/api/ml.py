@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..ml import estimates, hotspots
 from .auth import Reader, Writer
 from .context import ApiContext, context
 from .jobs import Job, start
@@ -49,18 +48,24 @@ class PredictionIn(BaseModel):
 @router.get("/ml/estimates", response_model=Page[Estimate], summary="ML estimates in use, largest emissions first")
 def list_estimates(request: Request, response: Response, ctx: Ctx, who: Reader, limit: Limit = 100,
                    cursor: Cursor = None) -> dict[str, Any]:
+    from ..ml import estimates  # here: the ML stack takes seconds to import, and the API starts without it
+
     return frame_page(request, response, records(estimates.stored_estimates(ctx.read)), limit, cursor)
 
 
 @router.get("/ml/hotspots", response_model=Page[Hotspot], summary="Suppliers whose intensity stands out")
 def list_hotspots(request: Request, response: Response, ctx: Ctx, who: Reader, limit: Limit = 100,
                   cursor: Cursor = None) -> dict[str, Any]:
+    from ..ml import hotspots
+
     return frame_page(request, response, records(hotspots.tenant_hotspots(ctx.read)), limit, cursor)
 
 
 @router.post("/ml/predictions", response_model=Job, status_code=202,
              summary="Estimate non-reporting suppliers with the tenant's model (a job)")
 def start_prediction(body: PredictionIn, response: Response, ctx: Ctx, who: Writer) -> dict[str, Any]:
+    from ..ml import estimates
+
     def work() -> dict[str, Any]:
         out = estimates.predict_tenant(ctx.write, ctx.data_dir, ctx.slug, version=body.version)
         return {"basis": out.basis, "model_version": out.model_version, "reason": out.reason,

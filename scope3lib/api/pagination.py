@@ -92,3 +92,24 @@ def records(frame: Any) -> list[dict[str, Any]]:
             clean[str(k)] = v
         out.append(clean)
     return out
+
+
+def json_page(request: Request, conn: Any, select_sql: str, params: dict[str, Any], limit: int) -> Response:
+    """A page built as JSON by PostgreSQL itself (``json_agg``): the hot lists skip a Python object per row.
+
+    ``select_sql`` selects the rows in ``id`` order with ``LIMIT :n`` (``n`` = ``limit + 1``, to know whether
+    there is a next page); the body has the shape of :class:`Page`.
+    """
+    import sqlalchemy as sa
+
+    row = conn.execute(sa.text(
+        f"WITH page AS ({select_sql}), shown AS (SELECT * FROM page ORDER BY id LIMIT :limit) "
+        "SELECT coalesce((SELECT json_agg(s ORDER BY s.id)::text FROM shown s), '[]'), "
+        "(SELECT count(*) FROM page), (SELECT max(id) FROM shown)"), {**params, "limit": limit}).one()
+    items, fetched, last = row
+    cursor = encode([int(last)]) if fetched > limit else None
+    headers = {}
+    if cursor is not None:
+        headers["Link"] = f'<{request.url.include_query_params(cursor=cursor, limit=limit)}>; rel="next"'
+    body = f'{{"items":{items},"next_cursor":{json.dumps(cursor)}}}'
+    return Response(body, media_type="application/json", headers=headers)
