@@ -154,6 +154,14 @@ class TenantSettings(BaseSettings):
             "its api service, which reads with this one and writes with the other."
         ),
     )
+    api_url: str | None = Field(
+        default=None,
+        validation_alias="SCOPE3_API_URL",
+        description=(
+            "URL of the tenant's integration API, which `scope3lib.api.client.connect()` uses when given no URL. "
+            "The tenant's hub sets it for every server it spawns (the API service's address on the hub's machine)."
+        ),
+    )
     tenant: str | None = Field(
         default=None,
         validation_alias="SCOPE3_TENANT",

@@ -4,15 +4,17 @@ problem details, writes through the calculation engine, and HTTP meter ingest on
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
 from scope3lib.api import keys
-from tests.helpers import ApiServer, TenantFactory, TenantFixture, rfc3339, wait_until
+from tests.helpers import REPO, ApiServer, TenantFactory, TenantFixture, rfc3339, wait_until
 
 pytestmark = pytest.mark.db
 
@@ -285,3 +287,24 @@ def test_every_resource_reads_and_the_writes_go_through_the_library(
     assert bad.status_code == 422 and "unknown report" in bad.json()["detail"]
     read.close()
     write.close()
+
+
+def test_the_analyst_notebook_reads_through_the_api(tenants: tuple[TenantFixture, TenantFixture],
+                                                    servers: tuple[ApiServer, ApiServer], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """notebooks/analyst/api.ipynb as the hub runs it: SCOPE3_API_URL and the analyst's token (a read key here)."""
+    import papermill
+
+    a, _ = tenants
+    api_a, _ = servers
+    for key in [k for k in os.environ if k.startswith(("SCOPE3_", "JUPYTERHUB_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("SCOPE3_API_URL", api_a.url)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", _key(a, "read"))
+    notebook = REPO / "notebooks" / "analyst" / "api.ipynb"
+    out = tmp_path / "api.ipynb"
+    papermill.execute_notebook(str(notebook), str(out), kernel_name="python3", cwd=str(notebook.parent),
+                               progress_bar=False, execution_timeout=300)
+    shown = out.read_text()
+    assert "t CO2e in all" in shown and "category 1 entries" in shown
+    assert "spend_based" in shown or "average_data" in shown

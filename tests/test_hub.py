@@ -149,7 +149,7 @@ def test_analyst_runs_code_that_sees_only_their_tenant(hubs: dict[str, Hub], dat
         k.close()
     assert out[0] == "['hub-a']"
     assert out[1] == "40"
-    assert out[2] == "['SCOPE3_TENANT', 'SCOPE3_TENANT_DATABASE_URL']"  # nothing else of the hub's
+    assert out[2] == "['SCOPE3_API_URL', 'SCOPE3_TENANT', 'SCOPE3_TENANT_DATABASE_URL']"  # nothing else of the hub's
     # The OS user the server runs as: the tenant's system user with the local spawner, else the hub's own.
     local = hub_config.spawner_mode(hub_settings.load(data_dir, "hub-a")) == "local"
     assert out[3] == (system_username("hub-a", "hub-a-ana") if local else pwd.getpwuid(os.getuid()).pw_name)

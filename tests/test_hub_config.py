@@ -116,7 +116,8 @@ def test_only_the_operators_ledger_service_shares_the_admin_url(tmp_path: Path) 
 def test_spawner_environment_is_the_tenant_read_write_url(tmp_path: Path) -> None:
     c = configured(tmp_path)
     assert c.Spawner.env_keep == ["PATH", "LANG", "LC_ALL", "TZ"]
-    assert c.Spawner.environment == {"SCOPE3_TENANT_DATABASE_URL": RW_URL, "SCOPE3_TENANT": "acme"}
+    assert c.Spawner.environment == {"SCOPE3_TENANT_DATABASE_URL": RW_URL, "SCOPE3_TENANT": "acme",
+                                     "SCOPE3_API_URL": "http://127.0.0.1:18014"}
     assert c.Spawner.default_url == "/lab"
     assert (c.Spawner.start_timeout, c.Spawner.http_timeout) == (120, 120)
 

@@ -96,7 +96,7 @@ def authenticate(request: Request, bearer: Annotated[HTTPAuthorizationCredential
 def require(scope: Scope) -> object:
     """A dependency: the caller, who must hold ``scope``."""
 
-    def check(who: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def check(who: Annotated[Principal, Depends(authenticate)]) -> Principal:  # no thread-pool hop
         if scope not in who.scopes:
             held = ", ".join(sorted(who.scopes)) or "none"
             raise ApiProblem(403, "Not allowed", f"this needs the {scope.value} scope; {who.label} holds: {held}")

@@ -32,6 +32,6 @@ class ApiContext:
     ingest_seen: dict[int, float] = field(default_factory=dict)  # device id -> when last_seen was last written
 
 
-def context(request: Request) -> ApiContext:
+async def context(request: Request) -> ApiContext:  # async: FastAPI runs a plain def in its thread pool
     ctx: ApiContext = request.app.state.scope3
     return ctx

@@ -150,6 +150,8 @@ def update_spawner(c: Config, settings: HubSettings, mode: str) -> None:
     c.Spawner.default_url = "/lab"
     c.Spawner.env_keep = ENV_KEEP
     c.Spawner.environment = {"SCOPE3_TENANT_DATABASE_URL": settings.database_url, "SCOPE3_TENANT": slug}
+    if settings.hub.api:  # notebooks reach the tenant's API with the analyst's own hub token (api.client.connect)
+        c.Spawner.environment["SCOPE3_API_URL"] = f"http://127.0.0.1:{api_port(settings)}"
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 120
     if mode == "local":
