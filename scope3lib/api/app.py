@@ -22,7 +22,6 @@ from fastapi import APIRouter, FastAPI
 from .. import db
 from ..config import Settings, TenantSettings
 from ..errors import ConfigurationError
-from ..meters.ingest import STAGE_DDL
 from ..tenancy import tenant_credentials, validate_slug
 from . import factors, ingest, inventory, jobs, ledger, meters, ml, problems, reports, scenarios, suppliers
 from .context import ApiContext
@@ -85,7 +84,6 @@ def _context(config: ApiConfig) -> ApiContext:
     read = sa.create_engine(db.sqlalchemy_url(config.database_url_readonly), pool_size=24, max_overflow=16,
                             pool_recycle=1800)
     write = sa.create_engine(db.sqlalchemy_url(config.database_url), pool_size=8, max_overflow=16, pool_recycle=1800)
-    sa.event.listen(write, "connect", lambda dbapi_conn, record: _stage(dbapi_conn))
     with read.connect() as conn:
         row = conn.execute(sa.text("SELECT id, slug, plan FROM tenants WHERE id = tenant_of(current_user)")).first()
     if row is None or row.slug != config.slug:
@@ -94,13 +92,8 @@ def _context(config: ApiConfig) -> ApiContext:
     requests = RequestLog(write, int(row.id), config.retention_days)
     return ApiContext(slug=config.slug, tenant_id=int(row.id), plan=str(row.plan), read=read, write=write,
                       data_dir=config.data_dir, limiter=RateLimiter(PLAN_RATES[str(row.plan)]), requests=requests,
-                      jobs=ThreadPoolExecutor(max_workers=2, thread_name_prefix="api-job"), hub_auth=_hub_auth())
-
-
-def _stage(dbapi_conn: Any) -> None:
-    with dbapi_conn.cursor() as cur:
-        cur.execute(STAGE_DDL)
-    dbapi_conn.commit()
+                      jobs=ThreadPoolExecutor(max_workers=2, thread_name_prefix="api-job"),
+                      ingest=ingest.GroupWriter(write, int(row.id)), hub_auth=_hub_auth())
 
 
 def create_app(config: ApiConfig) -> FastAPI:
@@ -115,6 +108,7 @@ def create_app(config: ApiConfig) -> FastAPI:
             yield
         finally:
             ctx.requests.stop()
+            ctx.ingest.stop()
             ctx.jobs.shutdown(wait=False, cancel_futures=True)
             ctx.read.dispose()
             ctx.write.dispose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ from .ratelimit import RateLimiter
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
+    from .ingest import GroupWriter
     from .requestlog import RequestLog
 
 
@@ -28,8 +29,8 @@ class ApiContext:
     limiter: RateLimiter
     requests: RequestLog
     jobs: ThreadPoolExecutor
+    ingest: GroupWriter
     hub_auth: Any = None  # jupyterhub.services.auth.HubAuth when run by the hub
-    ingest_seen: dict[int, float] = field(default_factory=dict)  # device id -> when last_seen was last written
 
 
 async def context(request: Request) -> ApiContext:  # async: FastAPI runs a plain def in its thread pool

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -62,7 +63,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": title, "content": {MEDIA_TYPE: {}}}
     for status, title in ((400, "Bad request"), (401, "Not authenticated"), (403, "Not allowed"),
                           (404, "Not found"), (409, "Conflict"), (422, "Invalid input"), (429, "Too many requests"),
-                          (500, "Server error"))
+                          (500, "Server error"), (503, "Database unavailable"))
 }
 
 def document(doc: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +145,13 @@ def install(app: FastAPI) -> None:
         # the request's fault, said in the database's words.
         first = str(getattr(exc, "orig", exc)).splitlines()[0]
         return problem_response(422, "Invalid input", f"a value in the request cannot be used: {first}")
+
+    @app.exception_handler(sa.exc.OperationalError)
+    @app.exception_handler(psycopg.OperationalError)
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, str(exc).splitlines()[:1])
+        return problem_response(503, "Database unavailable", "the tenant's database cannot be reached; nothing was "
+                                "changed: retry after the Retry-After seconds", headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _server_error(request: Request, exc: Exception) -> JSONResponse:

@@ -62,16 +62,19 @@ class Written:
     inserted: int  # rows inserted
     offered: int  # rows offered (the rest were already stored: replays)
     reasons: list[str]  # of its rejects
+    stored: set[tuple[int, dt.datetime]] | None = None  # (device id, ts) of the rows inserted, when asked for
 
 
 def write_messages(conn: psycopg.Connection, batch: Sequence[Message], resolve: Resolver,
                    tenant_id_of: Callable[[str | None], int | None],
-                   mark_seen: Callable[[int], bool]) -> Written:
+                   mark_seen: Callable[[int], bool], *, returning: bool = False) -> Written:
     """Write ``batch`` in one transaction and commit it.
 
     ``resolve`` maps a message's (tenant, device) to ids or a reason; a message it refuses gets that
     reason. ``tenant_id_of`` gives the tenant a reject is filed under (None: unknown). ``mark_seen(device
     id)`` says whether to update that device's ``last_seen`` in this batch (callers limit how often).
+    With ``returning``, ``Written.stored`` holds the keys of the rows inserted (the HTTP ingest tells each
+    request what it stored).
     """
     rows: list[tuple[int, dt.datetime, int, float]] = []
     seen: list[int] = []
@@ -90,14 +93,18 @@ def write_messages(conn: psycopg.Connection, batch: Sequence[Message], resolve: 
         payload = m.payload if m.payload is not None else readings_json(m.readings)
         rejects.append((m.topic, tenant_id_of(m.tenant), payload, m.reason))
     inserted = 0
+    stored: set[tuple[int, dt.datetime]] = set()
     with conn.cursor() as cur:
         if rows:
             _copy(cur, "readings_stage", rows)
             cur.execute(
                 "INSERT INTO readings (device_id, ts, tenant_id, kwh) "
                 "SELECT device_id, ts, tenant_id, kwh FROM readings_stage ON CONFLICT DO NOTHING"
+                + (" RETURNING device_id, ts" if returning else "")
             )
             inserted = cur.rowcount
+            if returning:
+                stored = {(int(d), ts) for d, ts in cur.fetchall()}
             if seen:
                 cur.execute("UPDATE devices SET last_seen = now() WHERE id = ANY(%s)", (sorted(seen),))
         if rejects:
@@ -105,7 +112,7 @@ def write_messages(conn: psycopg.Connection, batch: Sequence[Message], resolve: 
                 "INSERT INTO rejects (topic, tenant_id, payload, reason) VALUES (%s, %s, %s, %s)", rejects
             )
     conn.commit()
-    return Written(inserted, len(rows), [r[3] for r in rejects])
+    return Written(inserted, len(rows), [r[3] for r in rejects], stored if returning else None)
 
 
 def _copy(cur: psycopg.Cursor, table: str, rows: list[tuple[int, dt.datetime, int, float]]) -> None:
