@@ -72,6 +72,10 @@ def test_scopes_read_keys_cannot_write_and_device_keys_only_ingest(tenants: tupl
         assert r.status_code == 403 and "write scope" in r.json()["detail"]
         assert c.post("/suppliers/bulk", json={"suppliers": [{"name": "X"}]}).status_code == 403
         assert c.post("/iot/ingest/", json={"ts": rfc3339(dt.datetime.now(dt.UTC)), "kwh": 1}).status_code == 403
+        assert c.get("/api-keys").status_code == 403
+    with _client(api_a, _key(a, "write")) as c:  # no key holds the admin scope: keys cannot mint keys
+        r = c.post("/api-keys", json={"name": "minted", "scope": "write"})
+        assert r.status_code == 403 and "admin scope" in r.json()["detail"]
     device = next(iter(a.device_ids))
     with _client(api_a, _key(a, "ingest", device=device)) as c:
         assert c.get("/emission-entries").status_code == 403

@@ -22,7 +22,7 @@ def api_hubs(make_module_tenant: TenantFactory, database_url: str, data_dir: Pat
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Hub, TenantFixture]]]:
     tmp = tmp_path_factory.mktemp("api-hubs")
     made = {slug: make_module_tenant(slug, suppliers=15, seed=n, devices=1, password=PASSWORD,
-                                     users={f"{slug}-ana": "member", f"{slug}-vic": "viewer"})
+                                     users={f"{slug}-ana": "member", f"{slug}-vic": "viewer", f"{slug}-own": "owner"})
             for n, slug in enumerate(("api-a", "api-b"), 1)}
     started: dict[str, tuple[Hub, TenantFixture]] = {}
     try:
@@ -82,3 +82,21 @@ def test_api_keys_through_the_hub_stay_in_their_tenant(api_hubs: dict[str, tuple
     assert requests.get(f"{hub_a.url}/services/api/suppliers", timeout=30).status_code == 401
     doc = requests.get(f"{hub_a.url}/services/api/openapi.json", timeout=30).json()
     assert doc["openapi"].startswith("3.1") and "/services/api/emission-entries" in doc["paths"]
+
+
+def test_tenant_admins_manage_api_keys_with_their_hub_token(api_hubs: dict[str, tuple[Hub, TenantFixture]]) -> None:
+    (hub_a, _), (hub_b, _) = api_hubs["api-a"], api_hubs["api-b"]
+    owner, analyst = _token(hub_a, "api-a-own"), _token(hub_a, "api-a-ana")
+    url = f"{hub_a.url}/services/api/api-keys"
+    assert requests.post(url, json={"name": "by-analyst", "scope": "read"}, timeout=30,
+                         headers={"Authorization": f"token {analyst}"}).status_code == 403
+    made = requests.post(url, json={"name": "bi-tool", "scope": "read", "expires": "90d"}, timeout=30,
+                         headers={"Authorization": f"token {owner}"})
+    assert made.status_code == 201, made.text
+    key = made.json()["key"]
+    assert _get(hub_a, "/suppliers", key).status_code == 200
+    assert _get(hub_b, "/suppliers", key).status_code == 401
+    listed = {k["name"]: k for k in _get(hub_a, "/api-keys", owner).json()}
+    assert listed["bi-tool"]["created_by"] == "user:api-a-own" and "key" not in listed["bi-tool"]
+    assert requests.delete(f"{url}/bi-tool", headers={"Authorization": f"token {owner}"}, timeout=30).status_code == 204
+    assert _get(hub_a, "/suppliers", key).status_code == 401

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import errors
+from .keys import UnknownKey
 
 log = logging.getLogger("scope3.api")
 
@@ -83,6 +84,7 @@ def document(doc: dict[str, Any]) -> dict[str, Any]:
 _STATUS_OF: tuple[tuple[type[Exception], int, str], ...] = (
     (errors.UnknownTenant, 404, "Unknown tenant"),
     (errors.UnknownDevice, 404, "Unknown device"),
+    (UnknownKey, 404, "Unknown API key"),
     (errors.UnknownSupplier, 422, "Unknown supplier"),
     (errors.ModelNotFound, 409, "No trained model"),
     (errors.DuplicateDevice, 409, "Already exists"),
