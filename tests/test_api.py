@@ -4,6 +4,7 @@ problem details, writes through the calculation engine, and HTTP meter ingest on
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from scope3lib.api import keys
-from tests.helpers import REPO, ApiServer, TenantFactory, TenantFixture, rfc3339, wait_until
+from tests.helpers import REPO, ApiServer, TenantFactory, TenantFixture, invoke_cli, rfc3339, wait_until
 
 pytestmark = pytest.mark.db
 
@@ -312,3 +313,31 @@ def test_the_analyst_notebook_reads_through_the_api(tenants: tuple[TenantFixture
     shown = out.read_text()
     assert "t CO2e in all" in shown and "category 1 entries" in shown
     assert "spend_based" in shown or "average_data" in shown
+
+
+def test_apikey_commands(tenants: tuple[TenantFixture, TenantFixture], servers: tuple[ApiServer, ApiServer],
+                         database_url: str, data_dir: Path) -> None:
+    """`scope3 apikey create/list/rotate/revoke`: the secret once, refusals in one line with exit codes."""
+    a, _ = tenants
+    api_a, _ = servers
+    made = invoke_cli(database_url, data_dir, "apikey", "create", a.slug, "cli-key", "--scope", "read",
+                      "--expires", "90d", "--json")
+    assert made.exit_code == 0, made.output
+    issued = json.loads(made.output)
+    assert issued["key"].startswith(issued["prefix"] + "_") and issued["expires_at"]
+    assert _client(api_a, issued["key"]).get("/suppliers").status_code == 200
+    listed = invoke_cli(database_url, data_dir, "apikey", "list", a.slug)
+    assert issued["prefix"] in listed.output and "cli-key" in listed.output and issued["key"] not in listed.output
+    again = invoke_cli(database_url, data_dir, "apikey", "create", a.slug, "cli-key", "--scope", "read")
+    assert again.exit_code == 2 and "a live key named 'cli-key' exists" in again.output
+    no_device = invoke_cli(database_url, data_dir, "apikey", "create", a.slug, "gw", "--scope", "ingest")
+    assert no_device.exit_code == 2 and "--device" in no_device.output
+    bad = invoke_cli(database_url, data_dir, "apikey", "create", a.slug, "x", "--scope", "read", "--expires", "soon")
+    assert bad.exit_code == 2 and "invalid expiry 'soon'" in bad.output
+    rotated = invoke_cli(database_url, data_dir, "apikey", "rotate", a.slug, "cli-key", "--json")
+    assert rotated.exit_code == 0, rotated.output
+    assert _client(api_a, issued["key"]).get("/suppliers").status_code == 401
+    revoked = invoke_cli(database_url, data_dir, "apikey", "revoke", a.slug, "cli-key")
+    assert revoked.exit_code == 0 and json.loads(rotated.output)["prefix"] in revoked.output
+    gone = invoke_cli(database_url, data_dir, "apikey", "revoke", a.slug, "cli-key")
+    assert gone.exit_code == 1 and "no live API key named 'cli-key'" in gone.output

@@ -70,6 +70,7 @@ class GroupWriter:
         self._thread.start()
 
     def submit(self, message: ParsedMessage, device_id: int, revoked: bool) -> Future[tuple[int, str | None]]:
+        """Queue ``message``; it is written even if its request is cancelled meanwhile (at least once)."""
         future: Future[tuple[int, str | None]] = Future()
         with self._wake:
             self._queue.append((message, device_id, revoked, future))
@@ -112,10 +113,12 @@ class GroupWriter:
                     conn.close()
                 conn = None
                 for *_, future in batch:
-                    future.set_exception(exc)
+                    if not future.cancelled():  # a request whose client went away is cancelled
+                        future.set_exception(exc)
                 continue
             for (*_, future), result in zip(batch, results, strict=True):
-                future.set_result(result)
+                if not future.cancelled():
+                    future.set_result(result)
         if conn is not None:
             conn.close()
 
