@@ -10,7 +10,6 @@ import pytest
 import requests
 
 from scope3lib.api import keys
-from scope3lib.meters.broker import free_port
 from tests.helpers import TenantFactory, TenantFixture, wait_until
 from tests.test_hub import PASSWORD, Hub, _free_ports, _start, _stop
 
@@ -28,7 +27,7 @@ def api_hubs(make_module_tenant: TenantFactory, database_url: str, data_dir: Pat
     try:
         for slug, tenant in made.items():
             _free_ports(data_dir, slug, dashboard_pool_size=0, scheduler=False, checkpoint_every_s=0,
-                        api_port=free_port(), allow_passwordless_database=True)
+                        allow_passwordless_database=True)
             hub = _start(database_url, data_dir, slug, tmp)
             wait_until(lambda h=hub: requests.get(f"{h.url}/services/api/openapi.json", timeout=5).ok, 60,  # type: ignore[misc]
                        f"{slug}'s API service")

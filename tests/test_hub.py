@@ -50,7 +50,8 @@ POLL_S = 0.5  # how often to ask a hub (or the browser) whether it is there yet
 def _free_ports(data_dir: Path, slug: str, **extra: Any) -> None:
     path = hub_settings.tenant_dir(data_dir, slug) / hub_settings.HUB_FILE
     raw = yaml.safe_load(path.read_text())
-    raw.update(port=free_port(), hub_port=free_port(), proxy_api_port=free_port(), dashboard_port=free_port(), **extra)
+    raw.update(port=free_port(), hub_port=free_port(), proxy_api_port=free_port(), dashboard_port=free_port(),
+               api_port=free_port(), **extra)
     path.write_text(yaml.safe_dump(raw))
 
 
