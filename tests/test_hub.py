@@ -50,7 +50,8 @@ POLL_S = 0.5  # how often to ask a hub (or the browser) whether it is there yet
 def _free_ports(data_dir: Path, slug: str, **extra: Any) -> None:
     path = hub_settings.tenant_dir(data_dir, slug) / hub_settings.HUB_FILE
     raw = yaml.safe_load(path.read_text())
-    raw.update(port=free_port(), hub_port=free_port(), proxy_api_port=free_port(), dashboard_port=free_port(), **extra)
+    raw.update(port=free_port(), hub_port=free_port(), proxy_api_port=free_port(), dashboard_port=free_port(),
+               api_port=free_port(), **extra)
     path.write_text(yaml.safe_dump(raw))
 
 
@@ -149,7 +150,7 @@ def test_analyst_runs_code_that_sees_only_their_tenant(hubs: dict[str, Hub], dat
         k.close()
     assert out[0] == "['hub-a']"
     assert out[1] == "40"
-    assert out[2] == "['SCOPE3_TENANT', 'SCOPE3_TENANT_DATABASE_URL']"  # nothing else of the hub's
+    assert out[2] == "['SCOPE3_API_URL', 'SCOPE3_TENANT', 'SCOPE3_TENANT_DATABASE_URL']"  # nothing else of the hub's
     # The OS user the server runs as: the tenant's system user with the local spawner, else the hub's own.
     local = hub_config.spawner_mode(hub_settings.load(data_dir, "hub-a")) == "local"
     assert out[3] == (system_username("hub-a", "hub-a-ana") if local else pwd.getpwuid(os.getuid()).pw_name)

@@ -19,7 +19,7 @@ from traitlets.config import Config
 from scope3lib import paths
 from scope3lib.hub import config as hub_config
 from scope3lib.hub import machine
-from scope3lib.hub.auth import DASHBOARD_SERVICE
+from scope3lib.hub.auth import API_SERVICE, DASHBOARD_SERVICE
 from scope3lib.hub.settings import HubFile, HubSecrets, HubSettings
 from scope3lib.hub.spawner import Scope3LocalProcessSpawner, system_username
 
@@ -116,7 +116,8 @@ def test_only_the_operators_ledger_service_shares_the_admin_url(tmp_path: Path) 
 def test_spawner_environment_is_the_tenant_read_write_url(tmp_path: Path) -> None:
     c = configured(tmp_path)
     assert c.Spawner.env_keep == ["PATH", "LANG", "LC_ALL", "TZ"]
-    assert c.Spawner.environment == {"SCOPE3_TENANT_DATABASE_URL": RW_URL, "SCOPE3_TENANT": "acme"}
+    assert c.Spawner.environment == {"SCOPE3_TENANT_DATABASE_URL": RW_URL, "SCOPE3_TENANT": "acme",
+                                     "SCOPE3_API_URL": "http://127.0.0.1:18014"}
     assert c.Spawner.default_url == "/lab"
     assert (c.Spawner.start_timeout, c.Spawner.http_timeout) == (120, 120)
 
@@ -141,8 +142,29 @@ def test_scheduler_service_uses_the_read_write_url(tmp_path: Path) -> None:
                                       "SCOPE3_DATA_DIR": str(tmp_path)}
 
 
+def test_api_service_gets_both_tenant_urls_and_never_the_admin_url(tmp_path: Path) -> None:
+    api = services(configured(tmp_path, checkpoint_every_s=600))[API_SERVICE]
+    assert api["environment"] == {"SCOPE3_TENANT_DATABASE_URL": RW_URL, "SCOPE3_TENANT_DATABASE_URL_READONLY": RO_URL,
+                                  "SCOPE3_TENANT": "acme", "SCOPE3_DATA_DIR": str(tmp_path)}
+    assert "admin-pw-0123" not in repr(api) and "scope3_admin" not in repr(api)
+    assert api["url"] == "http://127.0.0.1:18014" and api["command"][-1] == "--port=18014"
+    assert services(configured(tmp_path, api_port=19999))[API_SERVICE]["url"] == "http://127.0.0.1:19999"
+    assert API_SERVICE not in services(configured(tmp_path, api=False))
+
+
+def test_hub_roles_grant_the_api_scopes(tmp_path: Path) -> None:
+    from scope3lib.hub.auth import MANAGED_ROLES
+
+    c = configured(tmp_path)
+    assert set(c.JupyterHub.custom_scopes) == {"custom:scope3:read", "custom:scope3:write", "custom:scope3:admin"}
+    granted = {r["name"]: {s for s in r["scopes"] if s.startswith("custom:")} for r in MANAGED_ROLES}
+    assert granted == {"tenant-admin": {"custom:scope3:read", "custom:scope3:write", "custom:scope3:admin"},
+                       "analyst": {"custom:scope3:read", "custom:scope3:write"}, "viewer": {"custom:scope3:read"}}
+
+
 def test_scheduler_switched_off(tmp_path: Path) -> None:
-    assert list(services(configured(tmp_path, scheduler=False, checkpoint_every_s=0))) == [DASHBOARD_SERVICE]
+    assert list(services(configured(tmp_path, scheduler=False, api=False, checkpoint_every_s=0))) == [
+        DASHBOARD_SERVICE]
 
 
 def test_services_run_as_their_own_system_users_in_local_mode(tmp_path: Path) -> None:
@@ -150,6 +172,7 @@ def test_services_run_as_their_own_system_users_in_local_mode(tmp_path: Path) ->
     assert {name: s["user"] for name, s in local.items()} == {
         DASHBOARD_SERVICE: system_username("acme", DASHBOARD_SERVICE),
         hub_config.REPORTS_SERVICE: system_username("acme", hub_config.REPORTS_SERVICE),
+        API_SERVICE: system_username("acme", hub_config.REPORTS_SERVICE),  # it serves the files reports writes
     }
     assert all("user" not in s for s in services(configured(tmp_path, mode="simple")).values())
     assert services(configured(tmp_path, mode="local", rollup_every_s=60))[hub_config.REPORTS_SERVICE][

@@ -114,6 +114,9 @@ class _DemoRun:
                 hub = hub_settings.load(settings.data_dir, p.slug).hub
                 click.echo(f"                 hub: http://{hub.bind_ip}:{hub.port}/  (analyst: JupyterLab; "
                            f"executive: the dashboard)")
+                if hub.api:
+                    click.echo(f"                 API: http://{hub.bind_ip}:{hub.port}/services/api/docs  (a hub "
+                               f"token, or a key from `scope3 apikey create {p.slug} NAME --scope read`)")
         click.echo("\nIn another shell, `scope3` commands reach this platform with:")
         click.echo(f"  export SCOPE3_DATA_DIR={settings.data_dir.resolve()}"
                    + ("" if not settings.database_url else " SCOPE3_DATABASE_URL=<as above>")

@@ -25,6 +25,17 @@ from ..models import Role
 from ..tenancy import authenticate
 
 DASHBOARD_SERVICE = "dashboard"
+API_SERVICE = "api"
+
+# What a hub token may do on the tenant's API (scope3lib.api.auth), declared as JupyterHub custom scopes.
+API_SCOPES: dict[str, dict[str, str]] = {
+    "custom:scope3:read": {"display_name": "Read the tenant's data through its API",
+                           "description": "GET every resource of the tenant's integration API."},
+    "custom:scope3:write": {"display_name": "Change the tenant's data through its API",
+                            "description": "Create, change and run resources of the tenant's integration API."},
+    "custom:scope3:admin": {"display_name": "Administer the tenant's API",
+                            "description": "Reserved for the tenant's owners and admins (API key management)."},
+}
 
 # JupyterHub roles, managed by this authenticator. The built-in "user" role is trimmed to the names
 # and groups a viewer's pages need (see hub/config.py), so only analysts and admins get "self".
@@ -34,12 +45,15 @@ MANAGED_ROLES: list[dict[str, Any]] = [
         "description": "Tenant owner or admin: their own server, the dashboard, and the hub's admin page (the "
                        "tenant's users; start and stop their servers, never enter them)",
         "scopes": ["self", f"access:services!service={DASHBOARD_SERVICE}", "admin-ui", "list:users", "read:users",
-                   "servers", "list:groups", "read:groups", "read:roles:users", "read:hub"],
+                   "servers", "list:groups", "read:groups", "read:roles:users", "read:hub",
+                   f"access:services!service={API_SERVICE}", "custom:scope3:read", "custom:scope3:write",
+                   "custom:scope3:admin"],
     },
     {
         "name": "analyst",
         "description": "Tenant analyst: their own JupyterLab server and the dashboard",
-        "scopes": ["self", f"access:services!service={DASHBOARD_SERVICE}"],
+        "scopes": ["self", f"access:services!service={DASHBOARD_SERVICE}", f"access:services!service={API_SERVICE}",
+                   "custom:scope3:read", "custom:scope3:write"],
     },
     {
         "name": "viewer",
@@ -50,6 +64,10 @@ MANAGED_ROLES: list[dict[str, Any]] = [
             f"access:services!service={DASHBOARD_SERVICE}",
             "read:users:name!user",
             "read:users:groups!user",
+            f"access:services!service={API_SERVICE}",
+            "custom:scope3:read",
+            # Their own API tokens (for a BI tool), which can hold no more than the scopes above.
+            "tokens!user",
         ],
     },
 ]

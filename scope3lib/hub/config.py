@@ -20,7 +20,7 @@ from traitlets.config import Config
 
 from .. import paths
 from . import machine
-from .auth import DASHBOARD_SERVICE, SERVER_ROLES
+from .auth import API_SCOPES, API_SERVICE, DASHBOARD_SERVICE, SERVER_ROLES
 from .dashboard import voila_command
 from .settings import HubSettings
 from .spawner import (
@@ -126,6 +126,8 @@ def update_auth(c: Config, settings: HubSettings, admin_database_url: str) -> No
     # Everyone keeps their name and groups (the pages need them); only analysts and admins get
     # "self" (their server), through the roles the authenticator manages.
     c.JupyterHub.load_roles = [{"name": "user", "scopes": ["read:users:name!user", "read:users:groups!user"]}]
+    # The scopes the roles above grant on the tenant's API (scope3lib.api.auth checks them on each hub token).
+    c.JupyterHub.custom_scopes = {name: dict(spec) for name, spec in API_SCOPES.items()}
 
 
 def update_default_url(c: Config, settings: HubSettings) -> None:
@@ -148,6 +150,8 @@ def update_spawner(c: Config, settings: HubSettings, mode: str) -> None:
     c.Spawner.default_url = "/lab"
     c.Spawner.env_keep = ENV_KEEP
     c.Spawner.environment = {"SCOPE3_TENANT_DATABASE_URL": settings.database_url, "SCOPE3_TENANT": slug}
+    if settings.hub.api:  # notebooks reach the tenant's API with the analyst's own hub token (api.client.connect)
+        c.Spawner.environment["SCOPE3_API_URL"] = f"http://127.0.0.1:{api_port(settings)}"
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 120
     if mode == "local":
@@ -186,9 +190,33 @@ def _pre_spawn_hook(settings: HubSettings, mode: str, analyst_notebooks: list[Pa
     return pre_spawn_hook
 
 
+def api_port(settings: HubSettings) -> int:
+    return settings.hub.api_port or settings.hub.port + 4
+
+
+def api_service(settings: HubSettings) -> dict[str, Any]:
+    """The tenant's integration API (scope3lib.api) with the tenant's two roles' URLs and nothing of the
+    hub's: it never holds the admin URL."""
+    port = api_port(settings)
+    return {
+        "name": API_SERVICE,
+        "url": f"http://127.0.0.1:{port}",
+        "command": [sys.executable, "-m", "scope3lib", "api", "serve", settings.slug, "--host=127.0.0.1",
+                    f"--port={port}"],
+        "environment": {
+            "SCOPE3_TENANT_DATABASE_URL": settings.database_url,
+            "SCOPE3_TENANT_DATABASE_URL_READONLY": settings.database_url_readonly,
+            "SCOPE3_TENANT": settings.slug,
+            "SCOPE3_DATA_DIR": str(settings.tenant_dir.parents[1]),
+        },
+        "display": False,
+    }
+
+
 def update_services(c: Config, settings: HubSettings, mode: str, admin_database_url: str = "") -> None:
     """The dashboard (read-only database URL), unless switched off the scheduled-reports service (reports and
-    meter rollups, read-write URL), and the operator's ledger service signing checkpoints (admin URL)."""
+    meter rollups, read-write URL) and the integration API (both tenant URLs), and the operator's ledger
+    service signing checkpoints (admin URL)."""
     hub, slug = settings.hub, settings.slug
     services: list[dict[str, Any]] = [
         {
@@ -216,9 +244,14 @@ def update_services(c: Config, settings: HubSettings, mode: str, admin_database_
                 "SCOPE3_DATA_DIR": str(settings.tenant_dir.parents[1]),
             },
         })
+    if hub.api:
+        services.append(api_service(settings))
     if mode == "local":
         for service in services:
-            service["user"] = system_username(slug, service["name"])
+            # The API serves and writes the files the reports service owns (models, report outputs): it runs as
+            # that service's system user.
+            owner = REPORTS_SERVICE if service["name"] == API_SERVICE else service["name"]
+            service["user"] = system_username(slug, owner)
     if hub.checkpoint_every_s and admin_database_url:
         # The operator's own process (the hub's user, never a tenant's): it holds the admin URL and the tenant's
         # signing key, and runs no tenant code.

@@ -76,6 +76,9 @@ class HubFile(BaseModel):
     dashboard_max_pages_per_viewer: int = Field(
         3, ge=1, le=50, description="Most dashboard pages one viewer may have open at once.")
     scheduler: bool = Field(True, description="Run the scheduled-reports service with this hub.")
+    api: bool = Field(True, description="Run the tenant's integration API as the hub's service `api` (/services/api/).")
+    api_port: int | None = Field(None, ge=1, le=65535, description=(
+        "Internal port of the API service; unset: port + 4 (the tenant's block of ten)."))
     rollup_every_s: int = Field(
         300, ge=0, le=86_400,
         description=("How often the scheduled-reports service turns meter readings into daily emission entries "
