@@ -22,7 +22,6 @@ previous connection are never acknowledged on the new one (the broker redelivers
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import threading
 import time
@@ -39,6 +38,7 @@ from scope3lib.db import libpq_url
 from scope3lib.errors import InvalidReading
 from scope3lib.meters.broker import MqttParams
 from scope3lib.meters.contract import READINGS_FILTER, parse_payload, parse_topic
+from scope3lib.meters.ingest import STAGE_DDL, write_messages
 
 from .metrics import Histogram, MetricsServer, counter, gauge, labelled_counter
 from .mqtt_client import ReceiveClient
@@ -259,10 +259,7 @@ class IngestService:
 
     def _connect_db(self) -> psycopg.Connection:
         conn = psycopg.connect(self.database_url, autocommit=False, connect_timeout=5)
-        conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS readings_stage "
-            "(device_id bigint, ts timestamptz, tenant_id bigint, kwh float8) ON COMMIT DELETE ROWS"
-        )
+        conn.execute(STAGE_DDL)
         conn.commit()
         return conn
 
@@ -314,45 +311,20 @@ class IngestService:
         return None if row is None else int(row[0])
 
     def _write(self, conn: psycopg.Connection, batch: list[_Message]) -> tuple[int, int, list[str]]:
-        """Write one batch in one transaction; returns (rows inserted, rows offered, reject reasons)."""
+        """Write one batch in one transaction (the code path the API's HTTP ingest shares); returns (rows
+        inserted, rows offered, reject reasons)."""
         now = time.monotonic()
-        rows: list[tuple[int, dt.datetime, int, float]] = []
-        seen: list[int] = []
-        rejects: list[tuple[str, int | None, bytes, str]] = []
         last_seen = self._last_seen
-        for m in batch:
-            if m.reason is None and m.readings is not None and m.tenant and m.device:
-                resolved = self._resolve(conn, m.tenant, m.device, now)
-                if not isinstance(resolved, str):
-                    device_id, tenant_id = resolved
-                    if now - last_seen.get(device_id, 0.0) >= _LAST_SEEN_EVERY_S:
-                        last_seen[device_id] = now
-                        seen.append(device_id)
-                    rows.extend([(device_id, ts, tenant_id, kwh) for ts, kwh in m.readings])
-                    continue
-                m.reason = resolved
-            assert m.reason is not None
-            payload = m.payload if m.payload is not None else _readings_json(m.readings)
-            rejects.append((m.topic, self._tenant_id_of(conn, m.tenant), payload, m.reason))
-        inserted = 0
-        with conn.cursor() as cur:
-            if rows:
-                # COPY cannot write a table with row-level security, which readings has; so COPY into a
-                # temporary stage and INSERT ... ON CONFLICT DO NOTHING, which also absorbs replays.
-                _copy(cur, "readings_stage", rows)
-                cur.execute(
-                    "INSERT INTO readings (device_id, ts, tenant_id, kwh) "
-                    "SELECT device_id, ts, tenant_id, kwh FROM readings_stage ON CONFLICT DO NOTHING"
-                )
-                inserted = cur.rowcount
-                if seen:
-                    cur.execute("UPDATE devices SET last_seen = now() WHERE id = ANY(%s)", (sorted(seen),))
-            if rejects:
-                cur.executemany(
-                    "INSERT INTO rejects (topic, tenant_id, payload, reason) VALUES (%s, %s, %s, %s)", rejects
-                )
-        conn.commit()
-        return inserted, len(rows), [r[3] for r in rejects]
+
+        def mark_seen(device_id: int) -> bool:
+            if now - last_seen.get(device_id, 0.0) >= _LAST_SEEN_EVERY_S:
+                last_seen[device_id] = now
+                return True
+            return False
+
+        written = write_messages(conn, batch, lambda tenant, device: self._resolve(conn, tenant, device, now),
+                                 lambda tenant: self._tenant_id_of(conn, tenant), mark_seen)
+        return written.inserted, written.offered, written.reasons
 
     def _take_batch(self) -> tuple[int, list[_Message]]:
         """(sequence number, batch): up to batch_size readings, or whatever arrived within batch_ms of the
@@ -578,14 +550,6 @@ class IngestService:
             self.stop()
 
 
-def _copy(cur: psycopg.Cursor, table: str, rows: list[tuple[int, dt.datetime, int, float]]) -> None:
-    with cur.copy(f"COPY {table} (device_id, ts, tenant_id, kwh) FROM STDIN (FORMAT BINARY)") as cp:
-        cp.set_types(["int8", "timestamptz", "int8", "float8"])
-        write_row = cp.write_row
-        for r in rows:
-            write_row(r)
-
-
 def _reason_kind(reason: str) -> str:
     """A short, bounded label for metrics (the full reason is in the rejects table)."""
     for needle, kind in (
@@ -603,9 +567,3 @@ def _reason_kind(reason: str) -> str:
         if needle in reason:
             return kind
     return "invalid"
-
-
-def _readings_json(readings: list[tuple[dt.datetime, float]] | None) -> bytes:
-    """Re-serialise parsed readings for a reject (the raw payload of valid messages is not kept)."""
-    items = [{"ts": ts.isoformat(), "kwh": kwh} for ts, kwh in readings or []]
-    return json.dumps({"readings": items}).encode()

@@ -115,6 +115,15 @@ class Settings(BaseSettings):
             "another commits. Acknowledgements still leave in arrival order."
         ),
     )
+    api_host: str = Field(
+        default="127.0.0.1",
+        description="Address `scope3 api serve` listens on (the hub's api service always listens on 127.0.0.1).",
+    )
+    api_port: int = Field(default=8780, ge=1, le=65535, description="Port of `scope3 api serve`.")
+    api_log_retention_days: int = Field(
+        default=30, ge=1, le=3650,
+        description="Days the API keeps each request in the tenant's api_requests log; older rows are pruned hourly.",
+    )
 
 
 class TenantSettings(BaseSettings):
@@ -135,6 +144,14 @@ class TenantSettings(BaseSettings):
             "security limits it to that tenant's rows. The tenant's hub sets it for every server it spawns and "
             "for its reports service (the read-write role) and for its dashboard service (the read-only role); "
             "the report runner sets it for a report's kernel."
+        ),
+    )
+    tenant_database_url_readonly: str | None = Field(
+        default=None,
+        validation_alias="SCOPE3_TENANT_DATABASE_URL_READONLY",
+        description=(
+            "URL of the tenant's read-only role, beside SCOPE3_TENANT_DATABASE_URL. The tenant's hub sets both for "
+            "its api service, which reads with this one and writes with the other."
         ),
     )
     tenant: str | None = Field(

@@ -166,6 +166,7 @@ class EmissionEntry(Base):
         CheckConstraint("period_end >= period_start", name="period"),
         Index("ix_emission_entries_tenant_period", "tenant_id", "period_start"),
         Index("ix_emission_entries_supplier", "supplier_id"),
+        Index("ix_emission_entries_tenant_id_id", "tenant_id", "id"),  # the API's cursor order (migration 0008)
         # Composite keys: foreign keys are checked without row-level security, so a plain
         # supplier_id could point at (and pin) another tenant's supplier.
         ForeignKeyConstraint(["tenant_id", "supplier_id"], ["suppliers.tenant_id", "suppliers.id"],
@@ -689,3 +690,73 @@ class SpendLine(Base):
 
 COMPANY_DATA_TABLES = ("supplier_aliases", "supplier_changes", "supplier_disclosures", "column_mappings",
                        "classification_rules", "spend_imports", "spend_lines", "spend_groups")
+
+
+# --- The integration API (migration 0008) ---------------------------------------------------------
+
+
+class ApiKey(Base):
+    """A tenant's API key for machines: shown once, stored as the SHA-256 of its secret with a visible prefix."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint("scope IN ('read', 'write', 'ingest')", name="scope"),
+        # An ingest key is a device key: it writes the readings of one device and nothing else.
+        CheckConstraint("(scope = 'ingest') = (device_id IS NOT NULL)", name="device"),
+        CheckConstraint("octet_length(secret_hash) = 32", name="secret_hash"),
+        UniqueConstraint("prefix"),
+        # A name is one live key; a revoked (or rotated) key keeps its name in the listing.
+        Index("uq_api_keys_tenant_name", "tenant_id", "name", unique=True, postgresql_where=text("revoked_at IS NULL")),
+        ForeignKeyConstraint(["tenant_id", "device_id"], ["devices.tenant_id", "devices.id"],
+                             name="fk_api_keys_device", ondelete="CASCADE"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text)
+    prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, shown in listings and logs
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary)  # SHA-256 of the whole key
+    scope: Mapped[str] = mapped_column(String(8))
+    device_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ApiRequest(Base):
+    """One request to a tenant's API: who (key prefix or hub user), route, status and time; pruned by age."""
+
+    __tablename__ = "api_requests"
+    __table_args__ = (Index("ix_api_requests_tenant_at", "tenant_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    principal: Mapped[str] = mapped_column(Text)  # "key:<prefix>", "user:<name>" or "anonymous"
+    method: Mapped[str] = mapped_column(String(8))
+    route: Mapped[str] = mapped_column(Text)  # the route template, e.g. /suppliers/{supplier_id}
+    status: Mapped[int] = mapped_column(SmallInteger)
+    duration_ms: Mapped[float] = mapped_column(Double)
+
+
+class Job(Base):
+    """Work the API started in the background (a prediction, a scenario run, a report), with its outcome."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name="status"),
+        Index("ix_jobs_tenant", "tenant_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    parameters: Mapped[dict[str, object]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    result: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -19,6 +19,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -52,7 +53,8 @@ if TYPE_CHECKING:
     from ingest_service import IngestService
 
 __all__ = [
-    "INGEST", "PASSWORD", "REPO", "SCOPE3", "Mosquitto", "SecureMosquitto", "TenantFactory", "TenantFixture",
+    "INGEST", "PASSWORD", "REPO", "SCOPE3", "ApiServer", "Mosquitto", "SecureMosquitto", "TenantFactory",
+    "TenantFixture",
     "activity_frame", "activity_row", "count_readings", "inventory_data", "invoke_cli",
     "mosquitto_bin", "new_slug", "rfc3339", "run_cli", "scope3_env", "start_ingest_service",
     "wait_until", "write_readings",
@@ -450,3 +452,32 @@ class SecureMosquitto(Mosquitto):
             self.proc.kill()
             self.proc.wait(10)
             self.proc = None
+
+
+# --- the integration API ---------------------------------------------------------------------------
+
+
+class ApiServer:
+    """A tenant's API (``scope3lib.api``) served by uvicorn over real HTTP in a thread of this process."""
+
+    def __init__(self, tenant: TenantFixture, *, prefix: str = "") -> None:
+        import uvicorn
+
+        from scope3lib.api.app import ApiConfig, create_app
+
+        config = ApiConfig(tenant.slug, tenant.database_url, tenant.database_url_readonly, tenant.data_dir, prefix)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}{prefix}"
+        self.app = create_app(config)
+        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                     access_log=False))
+        self._thread = threading.Thread(target=self._server.run, name=f"api-{tenant.slug}", daemon=True)
+
+    def start(self) -> ApiServer:
+        self._thread.start()
+        wait_until(lambda: self._server.started, 15, "the API to start")
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)

@@ -65,7 +65,7 @@ def add_device(
     password = secrets.token_urlsafe(18)
     with engine.begin() as conn:
         tid = tenant_id(conn, slug)
-        _check_region(conn, region)
+        check_region(conn, region)
         supplier_id = None if supplier is None else _supplier_id(conn, tid, slug, supplier)
         _refuse_existing_device(conn, tid, slug, device_key)
         check_limit(conn, slug, "devices", "SELECT count(*) FROM devices WHERE tenant_id = :t")
@@ -106,7 +106,7 @@ def _check_device_fields(device_key: str, region: str, category: int, expected_i
         raise InvalidArgument("expected interval must be a positive number of seconds")
 
 
-def _check_region(conn: Connection, region: str) -> None:
+def check_region(conn: Connection, region: str) -> None:
     """A meter's region must be one some stored grid dataset covers, or its readings could never be priced."""
     known = lookup.grid_regions(conn)
     if region.upper() not in known:

@@ -1,0 +1,136 @@
+"""The application factory of a tenant's API, and the process that serves it.
+
+FastAPI (docs/design.md, decision 11): typed request and response models that are also the OpenAPI 3.1
+document (``/openapi.json``, interactive at ``/docs``), validation errors that name the field, and plain
+synchronous handlers on SQLAlchemy run in a thread pool, so the library's functions are called as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, FastAPI
+
+from .. import db
+from ..config import Settings, TenantSettings
+from ..errors import ConfigurationError
+from ..meters.ingest import STAGE_DDL
+from ..tenancy import tenant_credentials, validate_slug
+from . import factors, ingest, inventory, jobs, ledger, meters, ml, problems, reports, scenarios, suppliers
+from .context import ApiContext
+from .ratelimit import PLAN_RATES, RateLimiter
+from .requestlog import RequestLog, RequestLogMiddleware
+
+log = logging.getLogger("scope3.api")
+
+#: The resource groups, one module each; their routes hang under the service's prefix.
+ROUTERS: list[APIRouter] = [inventory.router, suppliers.router, factors.router, meters.router, ingest.router,
+                            ml.router, scenarios.router, ledger.router, reports.router, jobs.router]
+
+DESCRIPTION = """The integration API of one tenant of the Scope 3 platform.
+
+Authenticate with `Authorization: Bearer <key>`: a tenant API key (`s3k_...`, from `scope3 apikey create`)
+or a token of the tenant's JupyterHub. Lists are paginated with `cursor` and `limit` and answer a
+`Link: <...>; rel="next"` header. Errors are RFC 9457 problem details naming the field at fault.
+"""
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """What one API process serves: a tenant, its two database URLs (never the admin's), where its files are."""
+
+    slug: str
+    database_url: str  # the tenant's read-write role
+    database_url_readonly: str  # the tenant's read-only role
+    data_dir: Path
+    prefix: str = ""  # "/services/api" under the hub
+    retention_days: int = 30
+
+    @classmethod
+    def from_environment(cls, slug: str, settings: Settings | None = None) -> ApiConfig:
+        """The hub's service environment when it names ``slug``, else the tenant's secrets file."""
+        settings = settings or Settings()
+        validate_slug(slug)
+        tenant = TenantSettings()
+        if tenant.tenant == slug and tenant.tenant_database_url and tenant.tenant_database_url_readonly:
+            rw, ro = tenant.tenant_database_url, tenant.tenant_database_url_readonly
+        else:
+            creds = tenant_credentials(settings.data_dir, slug)
+            rw, ro = creds.database_url, creds.database_url_readonly
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "").rstrip("/")
+        return cls(slug, rw, ro, settings.data_dir, prefix, settings.api_log_retention_days)
+
+
+def _hub_auth() -> Any:
+    """HubAuth when the tenant's hub runs this service (it sets JUPYTERHUB_API_TOKEN), else None."""
+    if not os.environ.get("JUPYTERHUB_API_TOKEN"):
+        return None
+    from jupyterhub.services.auth import HubAuth
+
+    # A revoked hub token is trusted for at most this long (JupyterHub's default is 300 s).
+    return HubAuth(cache_max_age=10)
+
+
+def _context(config: ApiConfig) -> ApiContext:
+    read = db.create_engine(config.database_url_readonly, pool_size=24, max_overflow=16)
+    write = db.create_engine(config.database_url, pool_size=8, max_overflow=16)
+    sa.event.listen(write, "connect", lambda dbapi_conn, record: _stage(dbapi_conn))
+    with read.connect() as conn:
+        row = conn.execute(sa.text("SELECT id, slug, plan FROM tenants WHERE id = tenant_of(current_user)")).first()
+    if row is None or row.slug != config.slug:
+        raise ConfigurationError(f"the read-only database URL is not tenant {config.slug!r}'s role: the API connects "
+                                 "with the tenant's own roles only (`scope3 tenant credentials SLUG`)")
+    requests = RequestLog(write, int(row.id), config.retention_days)
+    return ApiContext(slug=config.slug, tenant_id=int(row.id), plan=str(row.plan), read=read, write=write,
+                      data_dir=config.data_dir, limiter=RateLimiter(PLAN_RATES[str(row.plan)]), requests=requests,
+                      jobs=ThreadPoolExecutor(max_workers=2, thread_name_prefix="api-job"), hub_auth=_hub_auth())
+
+
+def _stage(dbapi_conn: Any) -> None:
+    with dbapi_conn.cursor() as cur:
+        cur.execute(STAGE_DDL)
+    dbapi_conn.commit()
+
+
+def create_app(config: ApiConfig) -> FastAPI:
+    """The ASGI application of tenant ``config.slug``'s API."""
+    ctx = _context(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        jobs.abandon_unfinished(ctx)
+        ctx.requests.start()
+        try:
+            yield
+        finally:
+            ctx.requests.stop()
+            ctx.jobs.shutdown(wait=False, cancel_futures=True)
+            ctx.read.dispose()
+            ctx.write.dispose()
+
+    p = config.prefix
+    app = FastAPI(title=f"Scope 3 platform API ({config.slug})", version="1", description=DESCRIPTION,
+                  openapi_url=f"{p}/openapi.json", docs_url=f"{p}/docs", redoc_url=None, lifespan=lifespan,
+                  responses=problems.RESPONSES)
+    app.state.scope3 = ctx
+    problems.install(app)
+    for router in ROUTERS:
+        app.include_router(router, prefix=p)
+    app.add_middleware(RequestLogMiddleware, requests=ctx.requests)
+    return app
+
+
+def serve(config: ApiConfig, host: str, port: int) -> None:
+    """Serve the API in the foreground until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False,
+                proxy_headers=True, forwarded_allow_ips="127.0.0.1")

@@ -1,0 +1,94 @@
+"""Cursor pagination: stable order, an opaque cursor, and ``Link: <...>; rel="next"``.
+
+Lists are ordered by a unique key (an id, or a time and an id); the cursor is the last key returned,
+base64url-encoded JSON, so a page never repeats or skips a row when rows are added meanwhile. The body
+carries ``next_cursor`` too, for clients that ignore headers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query, Request, Response
+from pydantic import BaseModel, Field
+
+from .problems import ApiProblem
+
+T = TypeVar("T")
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page (1-1000).")]
+Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+def encode(key: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode(cursor: str | None, types: tuple[type, ...]) -> list[Any] | None:
+    """The key in ``cursor`` (None for the first page), its parts checked against ``types``."""
+    if cursor is None:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        key = None
+    if not isinstance(key, list) or len(key) != len(types) or not all(
+            isinstance(k, t) and not isinstance(k, bool) for k, t in zip(key, types, strict=True)):
+        raise ApiProblem(422, "Invalid input", "cursor is not one this API issued: use next_cursor as returned",
+                         field="query.cursor")
+    return key
+
+
+def page(request: Request, response: Response, rows: list[dict[str, Any]], limit: int,
+         key_of: Any) -> dict[str, Any]:
+    """The page of ``rows`` (fetched with ``limit + 1``), with the Link header when there is a next page."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cursor = encode(key_of(rows[-1])) if more and rows else None
+    if cursor is not None:
+        url = request.url.include_query_params(cursor=cursor, limit=limit)
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    return {"items": rows, "next_cursor": cursor}
+
+
+def frame_page(request: Request, response: Response, records: list[dict[str, Any]], limit: int,
+               cursor: str | None) -> dict[str, Any]:
+    """A page of a list the library computes (estimates, hotspots): the cursor is a position in its order,
+    which is stable while the data behind it does not change."""
+    start = (decode(cursor, (int,)) or [0])[0]
+    rows = records[start:start + limit + 1]
+    more = len(rows) > limit
+    next_cursor = encode([start + limit]) if more else None
+    if next_cursor is not None:
+        url = request.url.include_query_params(cursor=next_cursor, limit=limit)
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    return {"items": rows[:limit], "next_cursor": next_cursor}
+
+
+def records(frame: Any) -> list[dict[str, Any]]:
+    """A DataFrame's rows as JSON-ready dicts: NaN, NaT, NA and infinities become null, numpy scalars Python's."""
+    import math
+
+    import pandas as pd
+
+    out = []
+    for row in frame.to_dict("records"):
+        clean = {}
+        for k, v in row.items():
+            if v is pd.NaT or v is pd.NA or (isinstance(v, float) and not math.isfinite(v)):
+                v = None
+            elif isinstance(v, pd.Timestamp):
+                v = v.to_pydatetime()
+            elif hasattr(v, "item") and not isinstance(v, str | bytes):
+                v = v.item()  # numpy scalars
+            clean[str(k)] = v
+        out.append(clean)
+    return out

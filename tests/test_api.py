@@ -1,0 +1,287 @@
+"""The integration API over real HTTP, against real PostgreSQL: keys, scopes, isolation, pagination,
+problem details, writes through the calculation engine, and HTTP meter ingest on the MQTT ingest's path."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from scope3lib.api import keys
+from tests.helpers import ApiServer, TenantFactory, TenantFixture, rfc3339, wait_until
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture(scope="module")
+def tenants(make_module_tenant: TenantFactory) -> tuple[TenantFixture, TenantFixture]:
+    a = make_module_tenant(suppliers=12, devices=1, seed=1, plan="enterprise")
+    b = make_module_tenant(suppliers=12, devices=1, seed=2, plan="enterprise")
+    return a, b
+
+
+@pytest.fixture(scope="module")
+def servers(tenants: tuple[TenantFixture, TenantFixture]) -> Iterator[tuple[ApiServer, ApiServer]]:
+    a, b = (ApiServer(t).start() for t in tenants)
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+def _key(t: TenantFixture, scope: str, **kwargs: object) -> str:
+    return keys.create_key(t.admin, t.slug, f"{scope}-{time.monotonic_ns()}", scope, **kwargs).key  # type: ignore[arg-type]
+
+
+def _client(server: ApiServer, key: str) -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def test_a_key_of_tenant_a_gets_nothing_of_tenant_b(tenants: tuple[TenantFixture, TenantFixture],
+                                                    servers: tuple[ApiServer, ApiServer]) -> None:
+    a, b = tenants
+    api_a, api_b = servers
+    a_key = _key(a, "write")
+    with _client(api_b, a_key) as c:
+        for path in ("/emission-entries", "/suppliers", f"/suppliers/{next(iter(b.supplier_ids.values()))}",
+                     "/inventory/summary", f"/emission-entries/{b.entry_ids[0]}"):
+            r = c.get(path)
+            assert r.status_code == 401, (path, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
+        assert c.post("/suppliers", json={"name": "Planted by A"}).status_code == 401
+    # On its own API, A's key sees A's rows only, and B's ids are not found.
+    with _client(api_a, a_key) as c:
+        assert c.get(f"/emission-entries/{b.entry_ids[0]}").status_code == 404
+        assert c.get(f"/suppliers/{next(iter(b.supplier_ids.values()))}").status_code == 404
+        ids = {e["id"] for e in c.get("/emission-entries", params={"limit": 1000}).json()["items"]}
+        assert ids and ids <= set(a.entry_ids) and not ids & set(b.entry_ids)
+
+
+def test_scopes_read_keys_cannot_write_and_device_keys_only_ingest(tenants: tuple[TenantFixture, TenantFixture],
+                                                                   servers: tuple[ApiServer, ApiServer]) -> None:
+    a, _ = tenants
+    api_a, _ = servers
+    with _client(api_a, _key(a, "read")) as c:
+        assert c.get("/suppliers").status_code == 200
+        r = c.post("/suppliers", json={"name": "Read-only Ltd"})
+        assert r.status_code == 403 and "write scope" in r.json()["detail"]
+        assert c.post("/suppliers/bulk", json={"suppliers": [{"name": "X"}]}).status_code == 403
+        assert c.post("/iot/ingest/", json={"ts": rfc3339(dt.datetime.now(dt.UTC)), "kwh": 1}).status_code == 403
+    device = next(iter(a.device_ids))
+    with _client(api_a, _key(a, "ingest", device=device)) as c:
+        assert c.get("/emission-entries").status_code == 403
+    with a.admin.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM suppliers WHERE name = 'Read-only Ltd'")) == 0
+
+
+def test_expired_and_revoked_keys_are_refused_at_once(tenants: tuple[TenantFixture, TenantFixture],
+                                                      servers: tuple[ApiServer, ApiServer]) -> None:
+    a, _ = tenants
+    api_a, _ = servers
+    issued = keys.create_key(a.admin, a.slug, "short-lived", "read", expires=dt.timedelta(seconds=1))
+    with _client(api_a, issued.key) as c:
+        assert c.get("/suppliers").status_code == 200
+        time.sleep(1.2)
+        r = c.get("/suppliers")
+        assert r.status_code == 401 and "expired" in r.json()["detail"]
+    revoked = keys.create_key(a.admin, a.slug, "to-revoke", "read")
+    with _client(api_a, revoked.key) as c:
+        assert c.get("/suppliers").status_code == 200
+        keys.revoke_key(a.admin, a.slug, "to-revoke")
+        r = c.get("/suppliers")
+        assert r.status_code == 401 and "revoked" in r.json()["detail"]
+    rotated = keys.create_key(a.admin, a.slug, "to-rotate", "read")
+    successor = keys.rotate_key(a.admin, a.slug, "to-rotate")
+    assert _client(api_a, rotated.key).get("/suppliers").status_code == 401
+    assert _client(api_a, successor.key).get("/suppliers").status_code == 200
+    # A wrong secret behind a real prefix is refused too.
+    assert _client(api_a, successor.key[:-4] + "AAAA").get("/suppliers").status_code == 401
+    states = {(k["name"], k["state"]) for k in keys.list_keys(a.admin, a.slug)}
+    assert {("short-lived", "expired"), ("to-revoke", "revoked"), ("to-rotate", "revoked"),
+            ("to-rotate", "active")} <= states
+
+
+def test_entries_pages_follow_link_headers_without_repeats(tenants: tuple[TenantFixture, TenantFixture],
+                                                           servers: tuple[ApiServer, ApiServer]) -> None:
+    a, _ = tenants
+    api_a, _ = servers
+    seen: list[int] = []
+    with _client(api_a, _key(a, "read")) as c:
+        url: str | None = f"{api_a.url}/emission-entries?limit=7"
+        while url:
+            r = c.get(url)
+            assert r.status_code == 200
+            seen += [e["id"] for e in r.json()["items"]]
+            link = r.headers.get("link")
+            url = link.split(";")[0].strip("<>") if link else None
+            assert (link is None) == (r.json()["next_cursor"] is None)
+        with a.admin.connect() as conn:
+            expected = conn.scalars(sa.text("SELECT id FROM emission_entries WHERE tenant_id = :t ORDER BY id"),
+                                    {"t": a.tenant_id}).all()
+        assert seen == list(expected)
+        cat = c.get("/emission-entries", params={"category": 1, "limit": 1000}).json()["items"]
+        assert cat and all(e["category"] == 1 for e in cat)
+        r = c.get("/emission-entries", params={"limit": 0})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "query.limit"
+        r = c.get("/emission-entries", params={"cursor": "garbage"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "query.cursor"
+
+
+def test_entries_are_created_only_by_the_calculation_engine(tenants: tuple[TenantFixture, TenantFixture],
+                                                            servers: tuple[ApiServer, ApiServer]) -> None:
+    a, _ = tenants
+    api_a, _ = servers
+    row = {"category": 1, "method": "average_data", "period_start": "2025-03-01", "period_end": "2025-03-31",
+           "quantity": 2, "unit": "MWh", "factor_source": "egrid", "factor_key": "CAMX"}
+    with _client(api_a, _key(a, "write")) as c:
+        bad = c.post("/emission-entries", json={"rows": [row, {**row, "unit": "kg"}]})
+        assert bad.status_code == 422, bad.text
+        assert [e["field"] for e in bad.json()["errors"]] == ["body.rows[1]"]
+        kg = c.post("/emission-entries", json={"rows": [row, {**row, "kg_co2e": 1}]})
+        assert kg.status_code == 422 and "kg_co2e" in kg.text  # kg is never taken from the caller
+        ok = c.post("/emission-entries", json={"rows": [row]})
+        assert ok.status_code == 201, ok.text
+        assert ok.json()["rows"] == 1 and ok.json()["kg_co2e"] == pytest.approx(2000 * 0.195037)
+        summary = c.get("/inventory/summary").json()
+        assert len(summary["categories"]) == 15
+        assert summary["t_co2e"] == pytest.approx(sum(x["t_co2e"] for x in summary["categories"]))
+
+
+def test_suppliers_crud_and_bulk_all_or_nothing(tenants: tuple[TenantFixture, TenantFixture],
+                                                servers: tuple[ApiServer, ApiServer]) -> None:
+    a, _ = tenants
+    api_a, _ = servers
+    with _client(api_a, _key(a, "write")) as c:
+        made = c.post("/suppliers", json={"name": "Api Steel", "naics_code": "331110", "country": "US"})
+        assert made.status_code == 201, made.text
+        sid = made.json()["id"]
+        assert c.post("/suppliers", json={"name": "Api Steel"}).status_code == 409
+        assert c.patch(f"/suppliers/{sid}", json={"country": "DE"}).json()["country"] == "DE"
+        bad = c.post("/suppliers", json={"name": "Bad", "country": "Germany"})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.country"
+        r = c.post("/suppliers/bulk", json={"suppliers": [{"name": "Bulk One"}, {"name": "Bulk One"}]})
+        assert r.status_code == 422
+        both = [{"name": "Bulk One"}, {"name": "Api Steel", "country": "FR"}]
+        r = c.post("/suppliers/bulk", json={"suppliers": both})
+        assert r.json() == {"created": 1, "updated": 1}
+        assert c.get(f"/suppliers/{sid}").json()["country"] == "FR"
+        assert c.get("/suppliers", params={"name": "bulk"}).json()["items"][0]["name"] == "Bulk One"
+        assert c.delete(f"/suppliers/{sid}").status_code == 204
+        assert c.get(f"/suppliers/{sid}").status_code == 404
+        in_use = a.supplier_ids[next(iter(a.supplier_ids))]
+        assert c.delete(f"/suppliers/{in_use}").status_code == 409
+
+
+def test_http_ingest_shares_the_mqtt_path(tenants: tuple[TenantFixture, TenantFixture],
+                                          servers: tuple[ApiServer, ApiServer]) -> None:
+    a, _ = tenants
+    api_a, api_b = servers
+    device = a.add_device(prefix="http").device
+    key = _key(a, "ingest", device=device)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    batch = {"readings": [{"ts": rfc3339(now - dt.timedelta(minutes=i)), "kwh": 0.5 + i} for i in range(50)]}
+    with _client(api_a, key) as c:
+        r = c.post("/iot/ingest/", json=batch)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"device": device, "readings": 50, "stored": 50, "duplicates": 0}
+        again = c.post("/iot/ingest/", json=batch)  # a gateway resending after a lost answer
+        assert again.json()["stored"] == 0 and again.json()["duplicates"] == 50
+        bad = c.post("/iot/ingest/", content=b'{"ts": "yesterday", "kwh": 1}')
+        assert bad.status_code == 422 and "RFC 3339" in bad.json()["detail"]
+        other = next(iter(a.device_ids))
+        wrong = c.post("/iot/ingest/", json={"ts": rfc3339(now), "kwh": 1, "device": other})
+        assert wrong.status_code == 422 and "names device" in wrong.json()["detail"]
+    with _client(api_b, key) as c:  # tenant A's device key on tenant B's API
+        assert c.post("/iot/ingest/", json=batch).status_code == 401
+    with a.admin.connect() as conn:
+        stored = conn.scalar(sa.text("SELECT count(*) FROM readings WHERE device_id = :d"),
+                             {"d": a.device_ids[device]})
+        rejects = conn.execute(sa.text("SELECT topic, reason FROM rejects WHERE tenant_id = :t ORDER BY id"),
+                               {"t": a.tenant_id}).all()
+        seen = conn.scalar(sa.text("SELECT last_seen FROM devices WHERE id = :d"), {"d": a.device_ids[device]})
+    assert stored == 50 and seen is not None
+    assert [r.topic for r in rejects[-2:]] == [f"scope3/{a.slug}/{device}/readings"] * 2
+    assert "RFC 3339" in rejects[-2].reason
+
+
+def test_every_request_is_logged_and_rates_are_limited(make_tenant: TenantFactory) -> None:
+    t = make_tenant(plan="free")
+    server = ApiServer(t).start()
+    try:
+        issued = keys.create_key(t.admin, t.slug, "busy", "read")
+        with _client(server, issued.key) as c:
+            codes = [c.get("/suppliers").status_code for _ in range(30)]
+            limited = c.get("/suppliers")
+        assert codes.count(200) >= 20 and 429 in codes
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert limited.headers["content-type"] == "application/problem+json"
+
+        def logged() -> list[tuple[str, str, int]]:
+            with t.admin.connect() as conn:
+                return [tuple(r) for r in conn.execute(sa.text(  # type: ignore[misc]
+                    "SELECT principal, route, status FROM api_requests WHERE tenant_id = :t"), {"t": t.tenant_id})]
+
+        rows = wait_until(lambda: len(logged()) >= 31 and logged(), 10, "the request log")
+        assert {(f"key:{issued.prefix}", "/suppliers", 200), (f"key:{issued.prefix}", "/suppliers", 429)} <= set(rows)
+        listed = {k["name"]: k for k in keys.list_keys(t.admin, t.slug)}
+        assert listed["busy"]["last_used_at"] is not None
+    finally:
+        server.stop()
+
+
+def test_every_resource_reads_and_the_writes_go_through_the_library(
+        tenants: tuple[TenantFixture, TenantFixture], servers: tuple[ApiServer, ApiServer]) -> None:
+    from scope3lib.ledger import log as ledger_log
+
+    a, _ = tenants
+    api_a, _ = servers
+    ledger_log.checkpoint(a.admin, a.data_dir, a.slug)
+    read, write = _client(api_a, _key(a, "read")), _client(api_a, _key(a, "write"))
+    for path in ("/factor-datasets", "/factors?source=egrid&limit=5", "/devices", "/readings", "/ml/estimates",
+                 "/ml/hotspots", "/scenarios", "/ledger/checkpoints", "/reports/runs", "/jobs"):
+        r = read.get(path)
+        assert r.status_code == 200, (path, r.text)
+        assert "items" in r.json()
+    assert read.get("/factors", params={"source": "egrid", "limit": 5}).json()["items"][0]["source"] == "egrid"
+    keys_ = read.get("/ledger/public-key").json()
+    assert keys_[0]["pem"].startswith("-----BEGIN PUBLIC KEY-----")
+    proof = read.get(f"/ledger/entries/{a.entry_ids[0]}/proof")
+    assert proof.status_code == 200, proof.text
+    assert proof.json()["proof"]["tree_size"] >= 1 and proof.json()["checkpoint"] == \
+        read.get("/ledger/checkpoints").json()["items"][0]["note"]
+    # Devices: registered, changed, re-keyed and removed by the library's functions.
+    made = write.post("/devices", json={"device": "api-meter", "grid_region": "CAMX"})
+    assert made.status_code == 201, made.text
+    assert made.json()["mqtt_password"] and made.json()["topic"] == f"scope3/{a.slug}/api-meter/readings"
+    assert write.post("/devices", json={"device": "api-meter", "grid_region": "CAMX"}).status_code == 409
+    assert write.post("/devices", json={"device": "x", "grid_region": "MARS"}).status_code == 422
+    assert write.patch("/devices/api-meter", json={"grid_region": "erct"}).json()["grid_region"] == "ERCT"
+    assert write.post("/devices/api-meter/credentials").json()["mqtt_password"] != made.json()["mqtt_password"]
+    assert write.delete("/devices/api-meter").status_code == 204
+    assert read.get("/devices/api-meter").status_code == 404
+    # Scenarios: saved, run, deleted.
+    scenario = {"name": "api-2030", "base_year": 2025, "target_year": 2030, "growth": 0.02, "discount_rate": 0.05,
+                "levers": [{"kind": "spend_reduction", "reduction": 0.1, "start_year": 2026, "category": 1}]}
+    saved = write.put("/scenarios/api-2030", json=scenario)
+    assert saved.status_code == 200, saved.text
+    ran = read.post("/scenarios/api-2030/run")
+    assert ran.status_code == 200, ran.text
+    assert ran.json()["totals"] and ran.json()["fingerprint"]
+    assert read.put("/scenarios/api-2030", json=scenario).status_code == 403
+    assert write.delete("/scenarios/api-2030").status_code == 204
+    assert read.get("/scenarios/api-2030").status_code == 404
+    # A prediction is a job: 202 with its Location, then its outcome.
+    job = write.post("/ml/predictions", json={})
+    assert job.status_code == 202, job.text
+    done = wait_until(lambda: (j := read.get(f"/{job.headers['location']}").json())["status"] in ("succeeded",
+                                                                                                  "failed") and j, 60,
+                      "the prediction job")
+    assert done["status"] == "succeeded", done
+    assert done["result"]["basis"] in ("ml", "eeio")
+    bad = write.post("/reports/runs", json={"report": "no-such-report"})
+    assert bad.status_code == 422 and "unknown report" in bad.json()["detail"]
+    read.close()
+    write.close()
