@@ -172,3 +172,13 @@ class TenantSettings(BaseSettings):
             "`scope3 hub start SLUG` (and by the Kubernetes values file); the hub refuses to start without it."
         ),
     )
+    dashboard_cache_dir: Path | None = Field(
+        default=None,
+        validation_alias="SCOPE3_DASHBOARD_CACHE_DIR",
+        description=(
+            "Directory where a tenant's dashboard service keeps the tenant-wide panels (hotspots, estimates, "
+            "verification, scenarios) computed for the current data, so that pages load them instead of computing "
+            "them (`scope3lib.reporting.tenant_cache`). Set by the dashboard service to a directory in its private "
+            "runtime directory; unset, every page computes them."
+        ),
+    )

@@ -87,3 +87,28 @@ def test_request_info_socket_is_the_waiting_kernels_alone() -> None:
             server.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_pages_cull_window_starts_when_its_html_is_sent_not_when_its_kernel_is_handed_out() -> None:
+    """A page slower to render than the cull window (no browser can connect before its HTML arrives) is not shut
+    down while rendering; once sent, it is culled after the window without a browser, and a browser that
+    connects restarts the window."""
+    now = [0.0]
+    pages = dashboard.DisconnectedPages(10, clock=lambda: now[0])
+    for now[0] in (0.0, 5.0, 11.0, 24.0):  # handed out at 0, rendering for 25 s
+        assert pages.expired({"slow": 0}) == [], now
+    now[0] = 25.0
+    pages.sent({"slow"})
+    for now[0] in (25.0, 30.0, 34.9):
+        assert pages.expired({"slow": 0}) == [], now
+    now[0] = 35.0
+    assert pages.expired({"slow": 0}) == ["slow"]
+
+    pages.sent({"open"})  # at 35; its browser connects at 36 and leaves at 50
+    now[0] = 36.0
+    assert pages.expired({"open": 1}) == []
+    for now[0] in (50.0, 59.0):
+        assert pages.expired({"open": 0}) == [], now
+    now[0] = 60.0
+    assert pages.expired({"open": 0}) == ["open"]
+    assert pages.expired({}) == [] and pages.sent_at == {}  # a kernel gone is forgotten

@@ -285,3 +285,32 @@ def test_the_monthly_report_keeps_its_parameters() -> None:
                                        {"months": 3, "end": "2025-06", "top_n": 5}) == {
         "months": 3, "end": "2025-06", "top_n": 5}
     assert all(not c.outputs and c.execution_count is None for c in nb.cells if c.cell_type == "code")
+
+
+def test_the_dashboard_service_computes_the_tenant_panels_once_per_change_of_the_data(
+        engine: Engine, full: TenantFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the service's cache directory, a page whose data did not change loads the panels the last one
+    computed; a change of the data (a scenario saved) computes them again; a failing panel is never kept."""
+    cache = tmp_path / "panels"
+    monkeypatch.setenv("SCOPE3_DASHBOARD_CACHE_DIR", str(cache))
+    first = panels_of(full.database_url_readonly)
+    assert [f.name.startswith(f"{full.slug}-") for f in cache.iterdir()] == [True]
+    assert cache.stat().st_mode & 0o777 == 0o700
+
+    def computed(*_: object) -> None:
+        raise AssertionError("computed again although the data did not change")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ExecutiveDashboard, "_render", computed)
+        again = panels_of(full.database_url_readonly)
+    assert {k: p.html() for k, p in again.items()} == {k: p.html() for k, p in first.items()}
+
+    scenarios.save(full.engine, scenarios.parse({**SCENARIO, "name": "second-plan"}))
+    try:
+        changed = panels_of(full.database_url_readonly)
+        with without_grant(engine, "scenarios"):
+            failing = panels_of(full.database_url_readonly)
+    finally:
+        scenarios.delete(full.engine, "second-plan")
+    assert "2 stored scenarios" in changed["scenarios"].html() and len(list(cache.iterdir())) == 1
+    assert failing["scenarios"].state == "unavailable" and len(list(cache.iterdir())) == 1

@@ -15,6 +15,7 @@ import asyncio
 import functools
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -148,8 +149,14 @@ class PooledVoilaHandler(TornadoVoilaHandler):
         # No await between the check above and Voila taking the kernel: the pop cannot race.
         before = set(manager.list_kernel_ids())
         taken = _pool_kernel_id(manager, self.notebook_path)
-        await super().get(path)
-        app.page_limits.taken(self.current_user.username, taken, set(manager.list_kernel_ids()) - before)
+        try:
+            await super().get(path)
+        finally:
+            started = set(manager.list_kernel_ids()) - before
+            app.page_limits.taken(self.current_user.username, taken, started)
+            # The cull window of a page starts now, with its HTML sent (or its rendering failed): not when its
+            # kernel was handed out, or a page slower than the window would be shut down while rendering.
+            app.disconnected.sent(({taken} if taken else set()) | started)
 
     def _busy(self, status: int, message: str) -> None:
         """A short page in the viewer's words instead of a kernel (and a Retry-After for scripts)."""
@@ -238,6 +245,11 @@ async def _replace_failed(manager: Any, pool: list[Any], notebook: str, log: Any
 
 
 POOL_WAIT_S = 120
+# scope3lib.reporting.tenant_cache.ENV (not imported: pandas and plotly have no business in the server process).
+PANEL_CACHE_ENV = "SCOPE3_DASHBOARD_CACHE_DIR"
+# How often the refresher compares the data version with the cached panels', and how often Voila checks it runs.
+REFRESH_EVERY_S = 10
+REFRESHER_CHECK_S = 30
 
 
 # A cell that never answers ends the page with an error instead of holding it open for ever.
@@ -254,16 +266,31 @@ def cell_timeout(cell: Any, limit: int = CELL_TIMEOUT_S) -> int | None:
 
 
 class DisconnectedPages:
-    """Which page kernels have had no browser connected for ``window_s`` seconds."""
+    """Which page kernels have had no browser connected for ``window_s`` seconds since their page was sent.
+
+    A page's browser connects its websocket once the HTML has arrived, and rendering the HTML may take as long
+    as the cell timeout: so a kernel's clock starts when its page has been sent (:meth:`sent`), never when
+    the kernel was handed out. A kernel whose page was never sent is not counted (its rendering ends, one way
+    or the other, within the cell timeout).
+    """
 
     def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.window_s, self.clock = window_s, clock
         self.since: dict[str, float] = {}
+        self.sent_at: dict[str, float] = {}
+
+    def sent(self, kernel_ids: set[str]) -> None:
+        """The pages of ``kernel_ids`` have been sent (or failed): their kernels may be culled from now on."""
+        now = self.clock()
+        for kernel_id in kernel_ids:
+            self.sent_at[kernel_id] = now
 
     def expired(self, connections: dict[str, int]) -> list[str]:
         """Given each page kernel's open websockets now, the kernels disconnected for the whole window."""
         now = self.clock()
-        self.since = {k: self.since.get(k, now) for k, n in connections.items() if n == 0}
+        self.sent_at = {k: t for k, t in self.sent_at.items() if k in connections}
+        self.since = {k: max(self.since.get(k, now), self.sent_at[k])
+                      for k, n in connections.items() if n == 0 and k in self.sent_at}
         return [k for k, t in self.since.items() if now - t >= self.window_s]
 
 
@@ -277,6 +304,10 @@ class DashboardVoila(Voila):
     def initialize(self, argv: Any = None) -> None:
         super().initialize(argv)
         self.page_limits = PageLimits(self.max_pages, self.max_pages_per_viewer)
+        self.disconnected = DisconnectedPages(int(self.config.MappingKernelManager.get("cull_idle_timeout", 300)))
+        # The tenant-wide panels' cache, private to this service's user; kernels inherit the variable.
+        os.environ.setdefault(PANEL_CACHE_ENV, str(Path(self.runtime_dir) / "scope3-dashboard-panels"))
+        self.refresher: subprocess.Popen[bytes] | None = None
         # Every VoilaExecutor is made with this application's config; a callable cannot come from the
         # command line.
         limit = int(self.config.VoilaExecutor.get("timeout", CELL_TIMEOUT_S))
@@ -287,9 +318,20 @@ class DashboardVoila(Voila):
         # updates every few seconds: so a page whose browser is gone is also shut down here, once it has had no
         # websocket for the cull window, whatever its kernel is doing.
         kernels = self.config.MappingKernelManager
-        self.disconnected = DisconnectedPages(int(kernels.get("cull_idle_timeout", 300)))
         PeriodicCallback(self._cull_disconnected, 1000 * int(kernels.get("cull_interval", 30))).start()
+        self._keep_refresher()
+        PeriodicCallback(self._keep_refresher, 1000 * REFRESHER_CHECK_S).start()
         super().start()
+
+    def _keep_refresher(self) -> None:
+        """(Re)start the process that keeps the tenant-wide panels' cache current (a service of a tenant only)."""
+        if "SCOPE3_TENANT_DATABASE_URL" not in os.environ or (self.refresher and self.refresher.poll() is None):
+            return
+        if self.refresher is not None:
+            self.log.warning("dashboard: the panel cache refresher ended (%s); starting it again",
+                             self.refresher.returncode)
+        self.refresher = subprocess.Popen([sys.executable, "-m", "scope3lib.reporting.tenant_cache",
+                                           f"--every={REFRESH_EVERY_S}"])
 
     async def _cull_disconnected(self) -> None:
         manager = self.kernel_manager

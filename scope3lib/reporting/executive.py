@@ -30,7 +30,7 @@ from ..categories import CATEGORIES, category_label
 from ..errors import Scope3Error
 from ..factors import lookup
 from ..tenancy import connected_tenant
-from . import panels, tables
+from . import panels, tables, tenant_cache
 from .panels import Panel, PanelContext, note
 from .panels.headline import kpis
 from .panels.hotspots import HOTSPOT_MIN_SUPPLIERS
@@ -100,12 +100,12 @@ def wait_for_viewer() -> None:
         from voila.utils import wait_for_request
     except ImportError:  # not under Voila: nothing to wait for
         return
-    # What the panels import lazily (scikit-learn for hotspots, the ledger, scenarios): ahead of the viewer too.
+    # What the page's own panels import, ahead of the viewer. The tenant-wide panels' scikit-learn, SciPy, ledger
+    # and scenarios are not: the service's cache (tenant_cache) holds those panels, and a page kernel that never
+    # computes them stays about 85 MB smaller.
     import ipywidgets  # noqa: F401
 
-    from .. import scenarios  # noqa: F401
-    from ..ledger import log as ledger_log  # noqa: F401
-    from ..ml import hotspots  # noqa: F401
+    from ..meters import status  # noqa: F401
 
     panels.specs()
     wait_for_request()
@@ -184,9 +184,11 @@ class ExecutiveDashboard:
 
     def tenant_panels(self) -> list[Panel]:
         """The tenant-wide panels (hotspots, estimates, verification, scenarios), computed on first use and
-        kept: the controls do not change them. One that fails says why in a line; the others still show."""
+        kept: the controls do not change them. One that fails says why in a line; the others still show. In the
+        dashboard service they come from :mod:`~scope3lib.reporting.tenant_cache` when the data has not changed."""
         if self._tenant_panels is None:
-            self._tenant_panels = self._render("tenant", self._context(self.entries))
+            self._tenant_panels = tenant_cache.cached(
+                self.engine, self.slug, lambda: self._render("tenant", self._context(self.entries)))
         return self._tenant_panels
 
     def show(self) -> None:
