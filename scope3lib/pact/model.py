@@ -43,6 +43,7 @@ Region = Literal["Africa", "Americas", "Asia", "Europe", "Oceania", "Australia a
 RuleOperator = Literal["PEF", "EPD International", "Other"]
 CcuApproach = Literal["Cut-off", "Credit"]
 Coverage = Literal["PCF calculation model", "PCF program", "product level"]
+ErrorCode = Literal["BadRequest", "AccessDenied", "TokenExpired", "NotFound", "InternalError", "NotImplemented"]
 
 # The schema's patterns, written with [0-9] because Python's \d also matches non-ASCII digits.
 _DECIMAL = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
@@ -107,7 +108,7 @@ def _matching(pattern: re.Pattern[str], what: str, example: str) -> Callable[[ob
     return check
 
 
-def _one_of(choices: Any) -> Callable[[object], str]:
+def one_of(choices: Any) -> Callable[[object], str]:
     values: tuple[str, ...] = get_args(choices)
 
     def check(value: object) -> str:
@@ -124,7 +125,7 @@ def _non_empty(value: object) -> str:
     return str(value)
 
 
-def _date_time(value: object) -> datetime:
+def parse_date_time(value: object) -> datetime:
     """ISO 8601 / RFC 3339 text with a time zone; the spec's ``string<date-time>``."""
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value
@@ -151,14 +152,14 @@ def _unique(values: list[Any]) -> list[Any]:
     return values
 
 
-def _at_least_one(values: list[Any]) -> list[Any]:
+def at_least_one(values: list[Any]) -> list[Any]:
     if not values:
         raise ValueError("is an empty list: give at least one value, or leave the property out where it is optional")
     return values
 
 
 def _set(values: list[Any]) -> list[Any]:
-    return _unique(_at_least_one(values))
+    return _unique(at_least_one(values))
 
 
 Text = Annotated[str, BeforeValidator(lambda v: _text(v, "text", '"Acme"'))]
@@ -170,7 +171,7 @@ NegativeOrZeroDecimal = Annotated[str, BeforeValidator(_decimal("<=0"))]
 Uuid = Annotated[str, BeforeValidator(_matching(_UUID, "a UUID", '"f4b1225a-bd44-4c8e-861d-079e4e1dfd69"'))]
 Urn = Annotated[str, BeforeValidator(_matching(_URN, "a URN (it must start with 'urn:')", '"urn:gtin:4712345060507"'))]
 Uri = Annotated[str, BeforeValidator(_matching(_URI, "a URI", '"https://example.org/schema.json"'))]
-DateTime = Annotated[datetime, BeforeValidator(_date_time), PlainSerializer(_rfc3339, return_type=str)]
+DateTime = Annotated[datetime, BeforeValidator(parse_date_time), PlainSerializer(_rfc3339, return_type=str)]
 IpccReport = Annotated[str, BeforeValidator(_matching(_AR, "an IPCC assessment report (AR and a number)", '"AR6"'))]
 Country = Annotated[str, BeforeValidator(_matching(_COUNTRY, "an ISO 3166-1 alpha-2 country code", '"DE"'))]
 Subdivision = Annotated[str, BeforeValidator(_matching(_SUBDIVISION, "an ISO 3166-2 subdivision code", '"DE-BW"'))]
@@ -194,7 +195,7 @@ class DataQualityIndicators(_Spec):
 
 
 class Verification(_Spec):
-    coverage: Annotated[Coverage, BeforeValidator(_one_of(Coverage))] | None = None
+    coverage: Annotated[Coverage, BeforeValidator(one_of(Coverage))] | None = None
     providerName: Text | None = None
     completedAt: DateTime | None = None
     standardName: Text | None = None
@@ -207,7 +208,7 @@ class EmissionFactorSource(_Spec):
 
 
 class ProductOrSectorSpecificRule(_Spec):
-    operator: Annotated[RuleOperator, BeforeValidator(_one_of(RuleOperator))]
+    operator: Annotated[RuleOperator, BeforeValidator(one_of(RuleOperator))]
     ruleNames: NonEmptyTextSet
     otherOperatorName: NonEmptyText | None = None
 
@@ -219,16 +220,23 @@ class DataModelExtension(_Spec):
     data: dict[str, Any]
 
 
+class Error(_Spec):
+    """The spec's Error object: the body of every error answer of the API, and of a RequestRejected event."""
+
+    code: Annotated[ErrorCode, BeforeValidator(one_of(ErrorCode))]
+    message: Text
+
+
 class CarbonFootprint(_Spec):
     """The ``pcf`` of a footprint. Emission values are kgCO2e per declared unit (``declaredUnitAmount``
     ``declaredUnitOfMeasurement``), carbon contents kgC per declared unit."""
 
-    declaredUnitOfMeasurement: Annotated[DeclaredUnit, BeforeValidator(_one_of(DeclaredUnit))]
+    declaredUnitOfMeasurement: Annotated[DeclaredUnit, BeforeValidator(one_of(DeclaredUnit))]
     declaredUnitAmount: PositiveDecimal
     productMassPerDeclaredUnit: DecimalText
     referencePeriodStart: DateTime
     referencePeriodEnd: DateTime
-    geographyRegionOrSubregion: Annotated[Region, BeforeValidator(_one_of(Region))] | None = None
+    geographyRegionOrSubregion: Annotated[Region, BeforeValidator(one_of(Region))] | None = None
     geographyCountry: Country | None = None
     geographyCountrySubdivision: Subdivision | None = None
     boundaryProcessesDescription: Text | None = None
@@ -256,7 +264,7 @@ class CarbonFootprint(_Spec):
     technologicalCO2CaptureOrigin: Text | None = None
     technologicalCO2Removals: NegativeOrZeroDecimal | None = None
     ccuCarbonContent: PositiveOrZeroDecimal | None = None
-    ccuCalculationApproach: Annotated[CcuApproach, BeforeValidator(_one_of(CcuApproach))] | None = None
+    ccuCalculationApproach: Annotated[CcuApproach, BeforeValidator(one_of(CcuApproach))] | None = None
     ccuCreditCertification: Uri | None = None
     ipccCharacterizationFactors: IpccReportSet
     # Values beyond the spec's list (ISO14067, PACT-3.0...) are accepted: the spec says a host MUST.
@@ -284,7 +292,7 @@ class ProductFootprint(_Spec):
     specVersion: Annotated[str, BeforeValidator(_matching(_SPEC_VERSION, "a version major.minor.patch", '"3.0.3"'))]
     precedingPfIds: UuidSet | None = None
     created: DateTime
-    status: Annotated[Status, BeforeValidator(_one_of(Status))]
+    status: Annotated[Status, BeforeValidator(one_of(Status))]
     validityPeriodStart: DateTime | None = None
     validityPeriodEnd: DateTime | None = None
     companyName: NonEmptyText
@@ -366,15 +374,6 @@ def problems_of(error: ValidationError, prefix: str = "") -> list[Problem]:
     return [(json_path(prefix, e["loc"]) or "(the document)", _message(e)) for e in error.errors(include_url=False)]
 
 
-def _without_nulls(value: Any) -> Any:
-    """The spec (section 4.5): a property set to null is undefined, as if it were absent."""
-    if isinstance(value, Mapping):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
-    return value
-
-
 def _geography_problems(pcf: CarbonFootprint) -> list[Problem]:
     given = [n for n in ("geographyRegionOrSubregion", "geographyCountry", "geographyCountrySubdivision")
              if getattr(pcf, n) is not None]
@@ -384,7 +383,7 @@ def _geography_problems(pcf: CarbonFootprint) -> list[Problem]:
                                 "country or a subdivision; none means global): leave out all but one")]
 
 
-def _consistency_problems(fp: ProductFootprint) -> list[Problem]:
+def consistency_problems(fp: ProductFootprint) -> list[Problem]:
     """The spec's MUSTs that relate two values, which the OpenAPI schema cannot say."""
     pcf, found = fp.pcf, _geography_problems(fp.pcf)
     if fp.specVersion.split(".")[0] != SPEC_MAJOR:
@@ -406,13 +405,22 @@ def _consistency_problems(fp: ProductFootprint) -> list[Problem]:
     return found
 
 
+def without_nulls(value: Any) -> Any:
+    """The spec (section 4.5): a property set to null is undefined, as if it were absent."""
+    if isinstance(value, Mapping):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
 def check_footprint(data: object, where: str = "") -> tuple[ProductFootprint | None, list[Problem]]:
     """``(footprint, [])`` for a valid footprint, ``(None, problems)`` otherwise; paths start with ``where``."""
     try:
-        footprint = ProductFootprint.model_validate(_without_nulls(data))
+        footprint = ProductFootprint.model_validate(without_nulls(data))
     except ValidationError as error:
         return None, problems_of(error, where)
-    found = [(json_path(where, path.split(".")), message) for path, message in _consistency_problems(footprint)]
+    found = [(json_path(where, path.split(".")), message) for path, message in consistency_problems(footprint)]
     return (None, found) if found else (footprint, [])
 
 
@@ -464,6 +472,7 @@ def notes(fp: ProductFootprint) -> list[Problem]:
     return found
 
 
-__all__ = ["CarbonFootprint", "DataModelExtension", "DataQualityIndicators", "EmissionFactorSource",
+__all__ = ["CarbonFootprint", "DataModelExtension", "DataQualityIndicators", "EmissionFactorSource", "Error",
            "ProductFootprint", "ProductOrSectorSpecificRule", "Verification", "add_years", "check_footprint",
-           "decimal", "json_path", "notes", "parse_footprint", "parse_footprints", "problems_of", "show"]
+           "decimal", "json_path", "notes", "parse_date_time", "parse_footprint", "parse_footprints", "problems_of",
+           "show", "without_nulls"]
