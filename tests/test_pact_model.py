@@ -246,6 +246,12 @@ def test_a_value_nothing_has_selects_nothing_rather_than_failing(query: list[tup
     assert _ids(query) == []
 
 
+def test_an_empty_value_is_no_criterion() -> None:
+    # Conformance test cases 22 and 23 send ?geography= and ?classification= when the first footprint has none.
+    assert _ids([("geography", "")]) == ["3a", "b1", "c2", "d3"]
+    assert _ids([("classification", ""), ("validOn", " ")]) == ["3a", "b1", "c2", "d3"]
+
+
 def test_other_parameters_are_not_filters() -> None:
     assert _ids([("limit", "1"), ("offset", "2"), ("x-atq-invoice-id", "12345")]) == ["3a", "b1", "c2", "d3"]
     assert filters.FootprintFilter.from_query([("limit", "1")]).is_empty()
