@@ -14,7 +14,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from scope3lib.errors import EventRefused, FootprintRefused, InvalidFilter, PactError, Scope3Error, UnitNotConvertible
+from scope3lib.errors import (
+    EventRefused,
+    FootprintNotFound,
+    FootprintRefused,
+    InvalidFilter,
+    PactError,
+    Scope3Error,
+    UnitNotConvertible,
+)
 from scope3lib.pact import events, filters, units
 from scope3lib.pact.model import ProductFootprint, add_years, notes, parse_footprint, parse_footprints
 
@@ -160,6 +168,10 @@ def test_every_problem_of_every_footprint_is_reported_and_nothing_is_taken() -> 
     assert "\n  footprints[4].status: 'x' is not one of Active, Deprecated" in text
     assert isinstance(error, PactError) and isinstance(error, Scope3Error)
     assert (error.code, error.http_status, error.exit_code) == ("BadRequest", 400, 2)
+    assert error.error_object() == {"code": "BadRequest", "message": text}
+    missing = FootprintNotFound("00000000-0000-0000-0000-000000000000")
+    assert (missing.http_status, missing.error_object()) == (404, {
+        "code": "NotFound", "message": "no product footprint with id '00000000-0000-0000-0000-000000000000'"})
 
 
 def test_something_else_than_a_list_of_footprints_is_refused() -> None:
