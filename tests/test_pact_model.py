@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
 import pytest
@@ -23,7 +24,7 @@ from scope3lib.errors import (
     Scope3Error,
     UnitNotConvertible,
 )
-from scope3lib.pact import events, filters, units
+from scope3lib.pact import events, filters, pagination, units
 from scope3lib.pact.model import ProductFootprint, add_years, notes, parse_footprint, parse_footprints
 
 FIRST = "3a6c14a7-4deb-498a-b5ea-16ce2535b576"
@@ -431,3 +432,38 @@ def test_a_unit_that_does_not_convert_is_refused_with_what_to_do() -> None:
                                                  r"liters or kilograms"):
         units.declared_units_per("pcs", _pcf().pcf)
 
+
+
+# ------------------------------------------------------------------------------------------------ pagination
+
+
+def test_a_page_never_holds_more_than_the_limit_and_says_where_the_next_starts() -> None:
+    items = list(range(5))
+    assert pagination.page(items, 2, 0) == ([0, 1], 2)
+    assert pagination.page(items, 2, 4) == ([4], None)
+    assert pagination.page(items, None, 0, max_page=3) == ([0, 1, 2], 3)
+    assert pagination.page(items, 10, 0, max_page=3) == ([0, 1, 2], 3)
+    assert pagination.page(items, 0, 0) == ([], None)  # a link to the same empty page would never end
+    assert pagination.page(items, 2, 9) == ([], None)
+
+
+def test_the_next_link_is_the_request_with_its_filters_and_a_new_offset() -> None:
+    # Conformance test case 5 takes the link of ?limit=1, cuts the base URL and calls the rest.
+    base = "https://pact.example:8443/pact"
+    request = f"{base}/3/footprints?productId=urn:gtin:1&productId=urn:gtin:2&limit=1&offset=1"
+    link = pagination.next_link(request, 2)
+    assert link == (f"<{base}/3/footprints?productId=urn%3Agtin%3A1&productId=urn%3Agtin%3A2&limit=1&offset=2>; "
+                    'rel="next"')
+    target = link[1:link.index(">")]
+    assert target.startswith(base + "/3/footprints?")
+    params = parse_qsl(urlsplit(target).query)
+    assert filters.FootprintFilter.from_query(params) == filters.FootprintFilter.from_query(parse_qsl(
+        urlsplit(request).query))
+    assert pagination.paging(params) == (1, 2)
+
+
+def test_a_limit_or_offset_that_is_not_a_count_is_a_bad_request() -> None:
+    assert pagination.paging([("productId", "x")]) == (None, 0)
+    for name, value in (("limit", "-1"), ("offset", "ten"), ("LIMIT", "1.5")):
+        with pytest.raises(InvalidFilter, match=rf"{name}: '{value}' is not a whole number of 0 or more"):
+            pagination.paging([(name, value)])
