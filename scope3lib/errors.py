@@ -207,6 +207,21 @@ class PactError(Scope3Error):
     code = "BadRequest"
     http_status = 400
 
+    def error_object(self) -> dict[str, str]:
+        """The spec's Error object, the body of the API's answer: ``{"code": "BadRequest", "message": ...}``."""
+        return {"code": self.code, "message": str(self)}
+
+
+class FootprintNotFound(PactError):
+    """No product footprint with that id (``GET /3/footprints/{id}`` answers 404 NotFound)."""
+
+    code = "NotFound"
+    http_status = 404
+
+    def __init__(self, footprint_id: str) -> None:
+        super().__init__(f"no product footprint with id {footprint_id!r}")
+        self.footprint_id = footprint_id
+
 
 Problem = tuple[str, str]
 """``(path, message)``: where in the JSON a value is refused (``footprints[3].pcf.declaredUnitAmount``) and why."""

@@ -30,6 +30,7 @@ from scope3lib.pact.model import (
     ErrorCode,
     NonEmptyText,
     ProductFootprint,
+    Status,
     Text,
     Urn,
     Uuid,
@@ -83,8 +84,7 @@ class RequestCriteria(BaseModel):
     validOn: DateTime | None = None
     validAfter: DateTime | None = None
     validBefore: DateTime | None = None
-    status: Annotated[Literal["Active", "Deprecated"], BeforeValidator(one_of(Literal["Active", "Deprecated"]))] \
-        | None = None
+    status: Annotated[Status, BeforeValidator(one_of(Status))] | None = None
     comment: Text | None = None
 
     def to_filter(self) -> FootprintFilter:

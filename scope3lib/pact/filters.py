@@ -12,8 +12,9 @@ period), checked against the conformance service's test cases 20 to 39:
 * ``validOn``: start <= validOn <= end; ``validAfter``: start > validAfter; ``validBefore``: end < validBefore,
   where (start, end) is the validity period, by default 3 years from ``pcf.referencePeriodEnd``.
 * Values of one parameter are ORed, parameters are ANDed. A value nothing has (an unknown product, a status
-  ``Bogus``) selects nothing: an empty list, not an error (conformance test case 37). A date that is not a
-  date is an error (:class:`~scope3lib.errors.InvalidFilter`, a 400 BadRequest).
+  ``Bogus``) selects nothing: an empty list, not an error (conformance test case 37); an empty value is no
+  criterion. A date that is not a date is an error (:class:`~scope3lib.errors.InvalidFilter`, a 400
+  BadRequest).
 
 The matching runs on a frame (:func:`footprint_frame`, one row per footprint), so a database layer can hand
 over its own rows with the same columns; :func:`select` does it for a list of footprints.
@@ -81,8 +82,11 @@ class FootprintFilter:
         return cls._build(values, where + ".")
 
     @classmethod
-    def _build(cls, values: Mapping[str, list[str]], where: str = "") -> FootprintFilter:
-        found: dict[str, Any] = {name: tuple(values[name]) for name in LIST_FILTERS if name in values}
+    def _build(cls, given_values: Mapping[str, list[str]], where: str = "") -> FootprintFilter:
+        # An empty value is no criterion: the conformance service sends ``?geography=`` for a global footprint
+        # and expects every footprint back (test cases 22 and 23).
+        values = {name: [v for v in listed if v.strip()] for name, listed in given_values.items()}
+        found: dict[str, Any] = {name: tuple(values[name]) for name in LIST_FILTERS if values.get(name)}
         for name in DATE_FILTERS:
             given = values.get(name, [])
             if len(given) > 1:
