@@ -771,13 +771,14 @@ class PactFootprint(Base):
     __tablename__ = "pact_footprints"
     __table_args__ = (
         CheckConstraint("status IN ('Active', 'Deprecated')", name="status"),
-        Index("ix_pact_footprints_order", "tenant_id", "imported_at", "id"),
+        Index("ix_pact_footprints_order", "tenant_id", "seq"),
         Index("ix_pact_footprints_product_ids", "product_ids", postgresql_using="gin"),
         Index("ix_pact_footprints_company_ids", "company_ids", postgresql_using="gin"),
     )
 
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity())  # the order footprints were published in
     document: Mapped[dict[str, object]] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(String(10))
     product_ids: Mapped[list[str]] = mapped_column(ARRAY(Text))

@@ -153,7 +153,7 @@ def _frame(conn: Connection, tid: int, flt: FootprintFilter) -> pd.DataFrame:
             params[name] = [v.lower() for v in getattr(flt, name)]
     rows = conn.execute(sa.text(
         "SELECT id, status, product_ids, company_ids, classifications, geography, valid_from, valid_until "
-        f"FROM pact_footprints WHERE {' AND '.join(where)} ORDER BY imported_at, id"), params).all()
+        f"FROM pact_footprints WHERE {' AND '.join(where)} ORDER BY seq"), params).all()
     frame = pd.DataFrame(
         [(r.id, r.status.lower(), tuple(r.product_ids), tuple(r.company_ids), tuple(r.classifications),
           (r.geography,) if r.geography else (), r.valid_from, r.valid_until) for r in rows], columns=list(COLUMNS))
@@ -203,6 +203,6 @@ def summary(engine: Engine, slug: str) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "SELECT id, status, document->>'productNameCompany' AS product, product_ids, valid_from, valid_until, "
-            "imported_at FROM pact_footprints WHERE tenant_id = :t ORDER BY imported_at, id"),
+            "imported_at FROM pact_footprints WHERE tenant_id = :t ORDER BY seq"),
             {"t": tenant_id(conn, slug)}).mappings()
         return [dict(r) for r in rows]

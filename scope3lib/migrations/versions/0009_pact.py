@@ -40,6 +40,7 @@ def _footprints() -> None:
         "pact_footprints",
         sa.Column("tenant_id", sa.BigInteger(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("document", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("product_ids", _TEXTS, nullable=False),
@@ -56,7 +57,7 @@ def _footprints() -> None:
         _tenant_fk("pact_footprints"),
         sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_pact_footprints")),
     )
-    op.create_index("ix_pact_footprints_order", "pact_footprints", ["tenant_id", "imported_at", "id"])
+    op.create_index("ix_pact_footprints_order", "pact_footprints", ["tenant_id", "seq"])
     op.create_index("ix_pact_footprints_product_ids", "pact_footprints", ["product_ids"], postgresql_using="gin")
     op.create_index("ix_pact_footprints_company_ids", "pact_footprints", ["company_ids"], postgresql_using="gin")
 
@@ -142,8 +143,8 @@ def _security() -> None:
             f'CREATE POLICY tenant_isolation ON {table} TO "{rw}", "{ro}" '
             f"USING (tenant_id = {mine}) WITH CHECK (tenant_id = {mine})"
         )
-        if table != "pact_footprints":
-            op.execute(f'GRANT USAGE ON SEQUENCE {table}_id_seq TO "{rw}"')
+        sequence = "pact_footprints_seq_seq" if table == "pact_footprints" else f"{table}_id_seq"
+        op.execute(f'GRANT USAGE ON SEQUENCE {sequence} TO "{rw}"')
     op.execute(f'GRANT SELECT ON pact_footprints, pact_exchanges TO "{rw}", "{ro}"')
     # The partner's secret (what this host presents to the partner's token endpoint) is the service's alone:
     # the read-only role (dashboards, viewers' notebooks) sees every other column of a client.
