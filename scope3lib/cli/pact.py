@@ -154,4 +154,5 @@ def exchanges(ctx: click.Context, slug: str, limit: int, as_json: bool) -> None:
         return
     for r in rows:
         click.echo(f"{r['at']:%Y-%m-%d %H:%M:%S} {r['direction']:<3} {r['action']:<6} {r['status']:<7} "
-                   f"{r['http_status'] or '':<4} {r['partner']}  {r['event_type'] or ''} {r['error'] or ''}")
+                   f"{r['http_status'] or '':<4} {r['partner']}  {r['event_type'] or ''} "
+                   f"{' '.join((r['error'] or '').split())[:160]}")

@@ -97,13 +97,13 @@ def mount(app: FastAPI, prefix: str = "", *, allow_http: bool = False) -> None:
 
 @router.get("/.well-known/openid-configuration", name="pact_discovery")
 def discovery(request: Request) -> dict[str, Any]:
-    """The OpenID Provider Configuration: where the token endpoint is."""
+    """The OpenID Provider Configuration: where the token endpoint is (the host issues no ID tokens, so no
+    ``jwks_uri``; clients read only ``token_endpoint``)."""
     token = str(request.url_for("pact_token"))
     return {"issuer": token.removesuffix("/auth/token"), "token_endpoint": token,
             "grant_types_supported": ["client_credentials"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "response_types_supported": ["token"], "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["none"], "jwks_uri": token.removesuffix("/auth/token") + "/jwks"}
+            "response_types_supported": ["token"]}
 
 
 def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
