@@ -18,10 +18,11 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -29,6 +30,7 @@ import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from scope3lib.api.auth import Principal
 from scope3lib.api.context import ApiContext, context
@@ -42,13 +44,40 @@ log = logging.getLogger("scope3.pact")
 PREFIX = "/pact"
 #: Seconds between the attempts to deliver an answer to a partner (exponential back-off), then it is given up.
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
+SENDERS = 4
+PENDING = 1000  # requests waiting for an answer; more are refused (500) until the senders catch up
 
 
 @dataclass
 class HostState:
+    """The host's settings and its senders: daemon threads taking requests to answer from a bounded queue, so
+    a partner that is down delays neither other answers much nor the service's shutdown (pending answers are
+    lost when the service stops: the spec's 72 hours of retries need a queue that outlives the process)."""
+
     allow_http: bool
-    senders: ThreadPoolExecutor
     retry_delays: tuple[float, ...] = RETRY_DELAYS
+    pending: queue.Queue[Callable[[], None]] = field(default_factory=lambda: queue.Queue(PENDING))
+
+    def start(self) -> None:
+        for n in range(SENDERS):
+            threading.Thread(target=self._send, name=f"pact-send-{n}", daemon=True).start()
+
+    def _send(self) -> None:
+        while True:
+            self.pending.get()()
+
+    def submit(self, task: Callable[[], None]) -> None:
+        try:
+            self.pending.put_nowait(task)
+        except queue.Full:
+            raise HostBusy(f"{PENDING} requests are waiting for their answers; send this one again later") from None
+
+
+class HostBusy(PactError):
+    """Too many requests wait for their answers (500 InternalError: the spec has no code for "busy")."""
+
+    code = "InternalError"
+    http_status = 500
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -87,7 +116,8 @@ def mount(app: FastAPI, prefix: str = "", *, allow_http: bool = False) -> None:
     if allow_http:
         log.warning("SCOPE3_PACT_ALLOW_HTTP is set: the PACT host answers over plain HTTP, so client secrets and "
                     "tokens may cross the network in clear. For development only; never in production.")
-    app.state.pact = HostState(allow_http, ThreadPoolExecutor(max_workers=4, thread_name_prefix="pact-send"))
+    app.state.pact = HostState(allow_http)
+    app.state.pact.start()
     app.include_router(router, prefix=prefix)
 
 
@@ -140,8 +170,6 @@ async def token(request: Request, ctx: Ctx) -> JSONResponse:
     if given is None:
         return _oauth_error(401, "invalid_client", "send the client's credentials as Authorization: Basic "
                             "base64(client_id:client_secret)")
-    from starlette.concurrency import run_in_threadpool
-
     try:
         access, lasts = await run_in_threadpool(clients.issue_token, ctx.write, ctx.slug, *given)
     except clients.InvalidClient as refused:
@@ -204,8 +232,6 @@ def get_footprint(footprint_id: str, ctx: Ctx, who: Client) -> JSONResponse:
 @router.post("/3/events", name="pact_events")
 async def receive_event(request: Request, ctx: Ctx, who: Client) -> Response:
     """A CloudEvent from a partner: 200 with an empty body when valid; a RequestCreated is answered later."""
-    from starlette.concurrency import run_in_threadpool
-
     body = await request.body()
     try:
         event = events.parse_event(body, request.headers.get("content-type"))
@@ -213,13 +239,13 @@ async def receive_event(request: Request, ctx: Ctx, who: Client) -> Response:
         await run_in_threadpool(clients.record, ctx.write, ctx.tenant_id, "in", who.client_id, "event", "refused",
                                 http_status=400, error=str(refused)[:2000])
         raise
+    if isinstance(event, events.RequestCreatedEvent):
+        state: HostState = request.app.state.pact
+        ours, asked = str(request.url_for("pact_events")), event
+        state.submit(lambda: _answer(ctx, state, who.client_id, asked, ours))
     await run_in_threadpool(clients.record, ctx.write, ctx.tenant_id, "in", who.client_id, "event", "ok",
                             event_type=event.type, event_id=event.id, url=event.source, http_status=200,
                             summary=_event_summary(event))
-    if isinstance(event, events.RequestCreatedEvent):
-        state: HostState = request.app.state.pact
-        ours = str(request.url_for("pact_events"))
-        state.senders.submit(_answer, ctx, state, who.client_id, event, ours)
     return Response(status_code=200)
 
 
