@@ -28,8 +28,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from scope3lib.errors import FootprintNotFound
 from scope3lib.pact import clients, events, store
+from scope3lib.pact.filters import FootprintFilter
 from scope3lib.pact.model import parse_footprint
+from scope3lib.pact.recipient import Recipient
 from tests.helpers import SCOPE3, ApiServer, TenantFactory, TenantFixture, free_port, invoke_cli, scope3_env, wait_until
 from tests.test_pact_model import footprint
 
@@ -504,7 +507,7 @@ def test_the_cli_issues_credentials_once_and_imports_all_or_nothing(make_tenant:
     assert store.get_footprint(t.readonly, t.slug, good["id"])["status"] == "Deprecated"
     listed_fps = invoke_cli(database_url, t.data_dir, "pact", "footprints", "list", t.slug).output
     assert "Deprecated" in listed_fps and successor["id"] in listed_fps
-    with pytest.raises(Exception, match="no product footprint"):
+    with pytest.raises(FootprintNotFound, match="no product footprint"):
         store.deprecate(t.engine, t.slug, [NIL])
 
 
@@ -513,3 +516,45 @@ def test_a_published_urn_uuid_id_is_found_either_way(make_tenant: TenantFactory)
     raw = str(uuid.uuid4())
     store.import_footprints(t.engine, t.slug, [footprint(id=f"urn:uuid:{raw}")])
     assert store.get_footprint(t.readonly, t.slug, raw)["id"] == f"urn:uuid:{raw}"
+
+
+# --- the recipient side: one tenant asks another over PACT -------------------------------------------------
+
+
+def test_a_tenant_lists_gets_and_requests_a_partners_footprints_and_the_answer_reaches_its_own_host(
+        hosts: tuple[Host, Host], tls: tuple[Path, Path]) -> None:
+    a, b = hosts  # A buys from B
+    b_for_a = clients.create_client(b.tenant.admin, b.tenant.slug, "alpha buyer")
+    a_for_b = clients.create_client(a.tenant.admin, a.tenant.slug, "beta supplier", partner_url=b.service.base,
+                                    partner_client_id=b_for_a.client_id, partner_client_secret=b_for_a.client_secret)
+    clients.set_partner(b.tenant.admin, b.tenant.slug, b_for_a.client_id, a.service.base, a_for_b.client_id,
+                        a_for_b.client_secret)
+    trust = ssl.create_default_context(cafile=str(tls[0]))
+    partner = Recipient.for_client(a.tenant.engine, a.tenant.slug, "beta supplier", verify=trust)  # A's own role
+
+    assert [fp.id for fp in partner.list_footprints(limit=1)] == [f["id"] for f in b.footprints]  # 4 pages
+    wanted = FootprintFilter(productId=(b.footprints[1]["productIds"][0],))
+    assert {fp.id for fp in partner.list_footprints(wanted)} == {b.footprints[1]["id"], b.footprints[3]["id"]}
+    assert partner.get_footprint(b.footprints[2]["id"]).to_json() == parse_footprint(b.footprints[2]).to_json()
+    with pytest.raises(FootprintNotFound):
+        partner.get_footprint(NIL)
+
+    asked = partner.request(FootprintFilter(productId=(b.footprints[0]["productIds"][0],)),
+                            f"{a.service.base}/3/events", comment="for our 2026 inventory")
+
+    def arrived() -> Any:
+        with a.tenant.admin.connect() as conn:
+            return conn.execute(sa.text(
+                "SELECT partner, status, summary FROM pact_exchanges WHERE tenant_id = :t AND direction = 'in' "
+                "AND event_type = :e AND summary->>'requestEventId' = :r"),
+                {"t": a.tenant.tenant_id, "e": events.REQUEST_FULFILLED, "r": asked}).first()
+
+    got = wait_until(arrived, 30, "B's answer at A's /3/events")  # B's host got a token from A's, then POSTed
+    assert got.partner == a_for_b.client_id and got.status == "ok"
+    assert got.summary["pfIds"] == [b.footprints[0]["id"]]
+    with a.tenant.admin.connect() as conn:
+        mine = conn.execute(sa.text("SELECT action, status, http_status FROM pact_exchanges WHERE tenant_id = :t "
+                                    "AND direction = 'out' AND partner = :p ORDER BY id"),
+                            {"t": a.tenant.tenant_id, "p": a_for_b.client_id}).all()
+    assert [tuple(r) for r in mine] == [("list", "ok", 200), ("list", "ok", 200), ("get", "ok", 200),
+                                        ("get", "refused", 404), ("event", "ok", 200)]

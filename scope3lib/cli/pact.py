@@ -85,6 +85,28 @@ def client_revoke(ctx: click.Context, slug: str, client_id: str) -> None:
     click.echo(f"revoked {clients.revoke_client(_engine(ctx), slug, client_id)}")
 
 
+@client.command("partner")
+@click.argument("slug")
+@click.argument("client_id")
+@click.option("--url", "partner_url", required=True, help="The partner's own PACT base URL (https://...).")
+@click.option("--client-id", "partner_client_id", required=True, help="The client id the partner issued to SLUG.")
+@click.option("--client-secret-env", "secret_env", required=True, metavar="VAR",
+              help="Environment variable holding the client secret the partner issued (kept out of shell history).")
+@click.pass_context
+def client_partner(ctx: click.Context, slug: str, client_id: str, partner_url: str, partner_client_id: str,
+                   secret_env: str) -> None:
+    """Record where CLIENT_ID's own PACT host is and the credentials it issued to tenant SLUG."""
+    import os
+
+    from ..pact import clients
+
+    secret = os.environ.get(secret_env)
+    if not secret:
+        raise InvalidArgument(f"environment variable {secret_env} is unset or empty")
+    done = clients.set_partner(_engine(ctx), slug, client_id, partner_url, partner_client_id, secret)
+    click.echo(f"{done}: partner host {partner_url}")
+
+
 @pact.group("footprints")
 def footprints() -> None:
     """The product footprints tenant SLUG publishes over PACT."""

@@ -179,11 +179,29 @@ def verify_token(engine: Engine, tid: int, token: str) -> Caller:
 def partner(engine: Engine, tid: int, client_id: str) -> Partner:
     """Where the client's own host is and the credentials it issued to us (read-write role only)."""
     with engine.connect() as conn:
-        row = conn.execute(sa.text("SELECT partner_url, partner_client_id, partner_client_secret FROM pact_clients "
-                                   "WHERE tenant_id = :t AND client_id = :c"), {"t": tid, "c": client_id}).first()
+        row = conn.execute(sa.text("SELECT partner_url, partner_client_id, partner_client_secret, client_id "
+                                   "FROM pact_clients WHERE tenant_id = :t AND revoked_at IS NULL "
+                                   "AND (client_id = :c OR name = :c)"), {"t": tid, "c": client_id}).first()
     if row is None:
         return Partner(client_id, None, None, None)
-    return Partner(client_id, row.partner_url, row.partner_client_id, row.partner_client_secret)
+    return Partner(str(row.client_id), row.partner_url, row.partner_client_id, row.partner_client_secret)
+
+
+def set_partner(engine: Engine, slug: str, client: str, partner_url: str, partner_client_id: str,
+                partner_client_secret: str) -> str:
+    """Record where client ``client``'s own PACT host is and the credentials it issued to this tenant (for the
+    answers to its requests, and for asking it for footprints). Returns the client_id."""
+    if not partner_url.startswith("https://"):
+        raise InvalidArgument(f"partner URL {partner_url!r} is not https://...: PACT hosts are HTTPS only")
+    with engine.begin() as conn:
+        found = conn.scalar(sa.text(
+            "UPDATE pact_clients SET partner_url = :u, partner_client_id = :i, partner_client_secret = :s "
+            "WHERE tenant_id = :t AND (client_id = :c OR name = :c) AND revoked_at IS NULL RETURNING client_id"),
+            {"t": tenant_id(conn, slug), "c": client, "u": partner_url.rstrip("/"), "i": partner_client_id,
+             "s": partner_client_secret})
+    if found is None:
+        raise UnknownClient(f"no live PACT client {client!r} in tenant {slug} (see `scope3 pact client list {slug}`)")
+    return str(found)
 
 
 def record(engine: Engine, tid: int, direction: str, partner: str, action: str, status: str, *,
