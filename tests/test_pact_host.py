@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from scope3lib.errors import FootprintNotFound
+from scope3lib.errors import FootprintNotFound, UnknownTenant
 from scope3lib.pact import clients, events, store
 from scope3lib.pact.filters import FootprintFilter
 from scope3lib.pact.model import parse_footprint
@@ -120,26 +120,27 @@ class CallbackHost:
 class PactService:
     """``scope3 api serve SLUG --port P --tls-cert FILE --tls-key FILE`` in its own process."""
 
-    def __init__(self, tenant: TenantFixture, cert: Path, key: Path) -> None:
+    def __init__(self, tenant: TenantFixture, cert: Path, key: Path, log: Path) -> None:
         self.port, self.trust = free_port(), ssl.create_default_context(cafile=str(cert))
         self.base = f"https://127.0.0.1:{self.port}/pact"
         env = scope3_env(None, tenant.data_dir, SCOPE3_TENANT=tenant.slug,
                          SCOPE3_TENANT_DATABASE_URL=tenant.database_url,
                          SCOPE3_TENANT_DATABASE_URL_READONLY=tenant.database_url_readonly,
                          SSL_CERT_FILE=str(cert))  # the service trusts the callback host's certificate
-        self.process = subprocess.Popen([*SCOPE3, "api", "serve", tenant.slug, "--port", str(self.port),
-                                         "--tls-cert", str(cert), "--tls-key", str(key)], env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with log.open("w") as out:  # a file, not a pipe nobody reads, which could fill and stop the service
+            self.process = subprocess.Popen([*SCOPE3, "api", "serve", tenant.slug, "--port", str(self.port),
+                                             "--tls-cert", str(cert), "--tls-key", str(key)], env=env,
+                                            stdout=out, stderr=subprocess.STDOUT)
 
         def up() -> bool:
             if self.process.poll() is not None:
-                raise AssertionError(f"the service exited: {self.process.communicate()[1]}")
+                raise AssertionError(f"the service exited: {log.read_text()}")
             try:
                 return httpx.get(f"{self.base}/.well-known/openid-configuration", verify=self.trust).status_code == 200
             except httpx.TransportError:
                 return False
 
-        wait_until(up, 60, "the PACT host to answer over TLS")
+        wait_until(up, 180, "the PACT host to answer over TLS")  # a process start on a busy machine
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -199,7 +200,8 @@ def callbacks(tls: tuple[Path, Path]) -> Iterator[CallbackHost]:
 
 
 @pytest.fixture(scope="module")
-def hosts(make_module_tenant: TenantFactory, tls: tuple[Path, Path]) -> Iterator[tuple[Host, Host]]:
+def hosts(make_module_tenant: TenantFactory, tls: tuple[Path, Path],
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Host, Host]]:
     made = []
     for owner in ("alpha", "beta"):
         t = make_module_tenant()
@@ -207,7 +209,8 @@ def hosts(make_module_tenant: TenantFactory, tls: tuple[Path, Path]) -> Iterator
         store.import_footprints(t.admin, t.slug, items, source=f"{owner}.json")
         issued = clients.create_client(t.admin, t.slug, "conformance", partner_client_id=PARTNER_ID,
                                        partner_client_secret=PARTNER_SECRET)
-        made.append(Host(t, PactService(t, *tls), issued.client_id, issued.client_secret, items))
+        log = tmp_path_factory.mktemp("pact-host") / f"{owner}.log"
+        made.append(Host(t, PactService(t, *tls, log), issued.client_id, issued.client_secret, items))
     yield made[0], made[1]
     for h in made:
         h.service.stop()
@@ -466,6 +469,20 @@ def test_a_tenants_partner_gets_nothing_of_another_tenant(hosts: tuple[Host, Hos
         listed = {d["id"] for d in c.get("/3/footprints").json()["data"]}
         by_product = c.get("/3/footprints", params={"productId": b.footprints[0]["productIds"][0]}).json()
     assert listed == {f["id"] for f in a.footprints} and by_product == {"data": []}
+
+
+def test_the_pact_tables_keep_to_the_tenant_and_the_partners_secret_to_the_service(hosts: tuple[Host, Host]) -> None:
+    a, b = hosts
+    with a.tenant.engine.connect() as conn:  # A's read-write role, as the API and a notebook use it
+        for table in ("pact_footprints", "pact_clients", "pact_tokens", "pact_exchanges"):
+            assert set(conn.scalars(sa.text(f"SELECT DISTINCT tenant_id FROM {table}"))) == {a.tenant.tenant_id}
+    with pytest.raises(UnknownTenant):  # B's tenant is invisible to A's role, so nothing is written for it
+        store.import_footprints(a.tenant.engine, b.tenant.slug, [footprint(id=str(uuid.uuid4()))])
+    with a.tenant.readonly.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM pact_clients WHERE partner_client_id IS NOT NULL")) >= 1
+        for hidden in ("SELECT partner_client_secret FROM pact_clients", "SELECT token_hash FROM pact_tokens"):
+            with pytest.raises(sa.exc.ProgrammingError, match="permission denied"), conn.begin_nested():
+                conn.execute(sa.text(hidden))
 
 
 # --- publishing: the CLI, all or nothing, deprecation ----------------------------------------------------
