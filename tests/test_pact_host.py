@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -28,9 +29,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from scope3lib.api.context import ApiContext
 from scope3lib.errors import FootprintNotFound, UnknownTenant
 from scope3lib.pact import clients, events, store
 from scope3lib.pact.filters import FootprintFilter
+from scope3lib.pact.host import HostState, deliver
 from scope3lib.pact.model import parse_footprint
 from scope3lib.pact.recipient import Recipient
 from tests.helpers import SCOPE3, ApiServer, TenantFactory, TenantFixture, free_port, invoke_cli, scope3_env, wait_until
@@ -76,6 +79,7 @@ class CallbackHost:
 
     def __init__(self, cert: Path, key: Path) -> None:
         self.received: queue.Queue[Received] = queue.Queue()
+        self.failures = 0  # answer that many events with 503 first
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -86,6 +90,10 @@ class CallbackHost:
                     ok = self.headers.get("Authorization") == f"Basic {expected}"
                     self._json(200 if ok else 401, {"access_token": "callback-token", "token_type": "Bearer"}
                                if ok else {"error": "invalid_client"})
+                    return
+                if outer.failures > 0:
+                    outer.failures -= 1
+                    self._json(503, {"code": "InternalError", "message": "down for a moment"})
                     return
                 outer.received.put(Received(self.path, self.headers.get("Authorization"),
                                             self.headers.get("Content-Type"), json.loads(body)))
@@ -411,6 +419,28 @@ def test_requests_are_answered_asynchronously_at_the_partners_events_endpoint(
     wait_until(lambda: len(recorded()) == 4, 10, "the answers to be recorded")  # recorded after the partner's 200
     assert sorted(recorded()) == sorted([("in", "event", "ok", f"{run}/12"), ("in", "event", "ok", f"{run}/14.A"),
                                         ("out", "event", "ok", fulfilled.id), ("out", "event", "ok", rejected.id)])
+
+
+def test_an_answer_is_delivered_again_after_failures_and_a_partner_that_stays_down_is_recorded(
+        hosts: tuple[Host, Host], callbacks: CallbackHost, tls: tuple[Path, Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    a, _ = hosts
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls[0]))  # this process sends, and trusts the callback host
+    ctx = cast(ApiContext, SimpleNamespace(write=a.tenant.engine, tenant_id=a.tenant.tenant_id))
+    state = HostState(allow_http=False, retry_delays=(0.1, 0.2, 0.4))
+    partner = clients.Partner(a.client_id, None, PARTNER_ID, PARTNER_SECRET)
+    answer = events.request_rejected(f"{a.service.base}/3/events", f"run-{uuid.uuid4()}/1", "NotFound", "none")
+    callbacks.failures = 2
+    deliver(ctx, state, partner, callbacks.url, answer)
+    assert callbacks.next(5).body["id"] == answer["id"]  # the third attempt got through
+    down = f"https://127.0.0.1:{free_port()}"
+    deliver(ctx, state, partner, down, {**answer, "id": "never-delivered"})
+    with a.tenant.admin.connect() as conn:
+        rows = conn.execute(sa.text("SELECT event_id, status, summary, error FROM pact_exchanges WHERE tenant_id = :t "
+                                    "AND direction = 'out' AND event_id IN (:ok, 'never-delivered') ORDER BY id"),
+                            {"t": a.tenant.tenant_id, "ok": answer["id"]}).all()
+    assert [(r.event_id, r.status) for r in rows] == [(answer["id"], "ok"), ("never-delivered", "failed")]
+    assert rows[0].summary["attempts"] == 3 and "ConnectError" in rows[1].error
 
 
 # --- HTTPS only: test cases 9, 10, 11, 17 --------------------------------------------------------------
