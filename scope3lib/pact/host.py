@@ -64,7 +64,11 @@ class HostState:
 
     def _send(self) -> None:
         while True:
-            self.pending.get()()
+            task = self.pending.get()
+            try:
+                task()
+            except Exception:  # a sender outlives any one answer (even one whose failure could not be recorded)
+                log.exception("PACT sender: an answer failed")
 
     def submit(self, task: Callable[[], None]) -> None:
         try:
@@ -93,8 +97,8 @@ class PactRoute(APIRoute):
         async def route(request: Request) -> Response:
             state: HostState = request.app.state.pact
             if request.url.scheme != "https" and not state.allow_http:
-                return _error(403, "AccessDenied", "PACT is served over HTTPS only (spec section 5.2): call "
-                              f"https://{request.url.netloc}{request.url.path} instead; nothing was processed")
+                return _error(403, "AccessDenied", "PACT is served over HTTPS only (spec section 5.2): this request "
+                              "came over plain HTTP and nothing of it was processed; use the host's https:// URL")
             try:
                 return await handler(request)
             except PactError as error:
