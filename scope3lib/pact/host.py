@@ -30,6 +30,7 @@ import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from scope3lib.api.auth import Principal
@@ -111,7 +112,22 @@ class PactRoute(APIRoute):
         return route
 
 
-router = APIRouter(prefix=PREFIX, route_class=PactRoute, tags=["PACT v3"])
+class ErrorBody(BaseModel):
+    """The PACT v3 Error object (spec section 4.13)."""
+
+    code: str = Field(description="BadRequest, AccessDenied, TokenExpired, NotFound, InternalError or NotImplemented")
+    message: str
+
+
+#: What the PACT routes answer on errors (the spec's Error object, not the rest of the API's problem details).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": title, "content": {"application/json": {}}}
+    for status, title in ((400, "BadRequest"), (401, "Not authenticated (BadRequest or TokenExpired)"),
+                          (403, "AccessDenied (also every request over plain HTTP)"), (404, "NotFound"),
+                          (500, "InternalError"))
+}
+
+router = APIRouter(prefix=PREFIX, route_class=PactRoute, tags=["PACT v3"], responses=ERRORS)
 Ctx = Annotated[ApiContext, Depends(context)]
 
 
