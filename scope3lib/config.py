@@ -124,6 +124,16 @@ class Settings(BaseSettings):
         default=30, ge=1, le=3650,
         description="Days the API keeps each request in the tenant's api_requests log; older rows are pruned hourly.",
     )
+    pact_allow_http: bool = Field(
+        default=False,
+        description=(
+            "Development only: let the PACT host of `scope3 api serve` (`/pact/...`) answer requests that came over "
+            "plain HTTP, and send answers to partners over http://. Unset (production), PACT is HTTPS only as its "
+            "spec requires: serve with --tls-cert and --tls-key (or behind a TLS proxy on 127.0.0.1 that sets "
+            "X-Forwarded-Proto), and every /pact request over plain HTTP is refused with 403, not redirected. A "
+            "warning is logged when the service starts with it set."
+        ),
+    )
 
 
 class TenantSettings(BaseSettings):

@@ -196,3 +196,75 @@ class ExtractError(Scope3Error):
 
 class ClassificationError(InvalidArgument):
     """A classification rule that is refused (unknown sector, a category without a spend-based method)."""
+
+
+class PactError(Scope3Error):
+    """A PACT product-footprint exchange that cannot go ahead.
+
+    ``code`` and ``http_status`` are what a PACT host answers with (the spec's Error object: BadRequest,
+    AccessDenied, TokenExpired, NotFound, InternalError, NotImplemented)."""
+
+    code = "BadRequest"
+    http_status = 400
+
+    def error_object(self) -> dict[str, str]:
+        """The spec's Error object, the body of the API's answer: ``{"code": "BadRequest", "message": ...}``."""
+        return {"code": self.code, "message": str(self)}
+
+
+class FootprintNotFound(PactError):
+    """No product footprint with that id (``GET /3/footprints/{id}`` answers 404 NotFound)."""
+
+    code = "NotFound"
+    http_status = 404
+
+    def __init__(self, footprint_id: str) -> None:
+        super().__init__(f"no product footprint with id {footprint_id!r}")
+        self.footprint_id = footprint_id
+
+
+Problem = tuple[str, str]
+"""``(path, message)``: where in the JSON a value is refused (``footprints[3].pcf.declaredUnitAmount``) and why."""
+
+
+def _listing(problems: list[Problem]) -> str:
+    return "\n".join(f"  {path}: {message}" for path, message in problems)
+
+
+class FootprintRefused(PactError):
+    """Product footprints that are not valid PACT v3; ``refusals`` maps each refused footprint's index to its
+    problems, ``total`` is how many footprints were given. Nothing of the batch is used."""
+
+    exit_code = 2
+
+    def __init__(self, source: str, refusals: dict[int, list[Problem]], total: int) -> None:
+        problems = [problem for index in sorted(refusals) for problem in refusals[index]]
+        super().__init__(
+            f"{source}: {len(refusals)} of {total} footprints refused; nothing was taken (fix them and send "
+            f"them again):\n{_listing(problems)}"
+        )
+        self.source, self.refusals, self.total = source, refusals, total
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [problem for index in sorted(self.refusals) for problem in self.refusals[index]]
+
+
+class EventRefused(PactError):
+    """A CloudEvent sent to ``/3/events`` that is not a valid PACT v3 event; ``problems`` says where and why."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"event refused:\n{_listing(problems)}")
+        self.problems = problems
+
+
+class InvalidFilter(PactError):
+    """A list-footprints query that cannot be read (a date that is not a date, a negative limit)."""
+
+    exit_code = 2
+
+
+class UnitNotConvertible(PactError):
+    """A purchase quantity whose unit cannot be turned into a footprint's declared unit."""

@@ -8,6 +8,7 @@ in ``scope3lib/migrations``; these models mirror them.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 from enum import StrEnum
 
@@ -28,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    Uuid,
     func,
     text,
 )
@@ -759,4 +761,102 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     result: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class PactFootprint(Base):
+    """A PACT v3 ProductFootprint the tenant publishes: the validated JSON and the values its list filters select
+    on (lower-cased, as the filters compare). Written only by ``scope3lib.pact.store``."""
+
+    __tablename__ = "pact_footprints"
+    __table_args__ = (
+        CheckConstraint("status IN ('Active', 'Deprecated')", name="status"),
+        Index("ix_pact_footprints_order", "tenant_id", "seq"),
+        Index("ix_pact_footprints_product_ids", "product_ids", postgresql_using="gin"),
+        Index("ix_pact_footprints_company_ids", "company_ids", postgresql_using="gin"),
+    )
+
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity())  # the order footprints were published in
+    document: Mapped[dict[str, object]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(10))
+    product_ids: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    company_ids: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    classifications: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    geography: Mapped[str | None] = mapped_column(Text)
+    valid_from: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    valid_until: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))  # the footprint's own `created`
+    imported_by: Mapped[str] = mapped_column(Text)
+    imported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PactClient(Base):
+    """A partner's OAuth 2 client credentials for the tenant's PACT host (the secret stored as its SHA-256), and
+    where and how this host reaches the partner's own host for answers to its requests."""
+
+    __tablename__ = "pact_clients"
+    __table_args__ = (
+        CheckConstraint("octet_length(secret_hash) = 32", name="secret_hash"),
+        UniqueConstraint("client_id"),
+        Index("uq_pact_clients_tenant_name", "tenant_id", "name", unique=True,
+              postgresql_where=text("revoked_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text)
+    client_id: Mapped[str] = mapped_column(String(40))
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    partner_url: Mapped[str | None] = mapped_column(Text)  # the partner's PACT base URL
+    partner_client_id: Mapped[str | None] = mapped_column(Text)
+    partner_client_secret: Mapped[str | None] = mapped_column(Text)  # not readable by the read-only role
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PactToken(Base):
+    """An access token issued by the PACT host's token endpoint (stored as its SHA-256), valid until it expires
+    or its client is revoked."""
+
+    __tablename__ = "pact_tokens"
+    __table_args__ = (
+        CheckConstraint("octet_length(token_hash) = 32", name="token_hash"),
+        UniqueConstraint("token_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    client: Mapped[int] = mapped_column(ForeignKey("pact_clients.id", ondelete="CASCADE"))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PactExchange(Base):
+    """One PACT exchange in or out: a token issued or refused, a list or get served, an event received or sent."""
+
+    __tablename__ = "pact_exchanges"
+    __table_args__ = (
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        CheckConstraint("status IN ('ok', 'refused', 'failed')", name="status"),
+        Index("ix_pact_exchanges_tenant_at", "tenant_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    direction: Mapped[str] = mapped_column(String(3))
+    partner: Mapped[str] = mapped_column(Text)  # a client_id, or the partner's URL
+    action: Mapped[str] = mapped_column(String(16))  # token, list, get, event
+    event_type: Mapped[str | None] = mapped_column(Text)
+    event_id: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    http_status: Mapped[int | None] = mapped_column(SmallInteger)
+    summary: Mapped[dict[str, object]] = mapped_column(JSONB)
     error: Mapped[str | None] = mapped_column(Text)

@@ -460,12 +460,13 @@ class SecureMosquitto(Mosquitto):
 class ApiServer:
     """A tenant's API (``scope3lib.api``) served by uvicorn over real HTTP in a thread of this process."""
 
-    def __init__(self, tenant: TenantFixture, *, prefix: str = "") -> None:
+    def __init__(self, tenant: TenantFixture, *, prefix: str = "", pact_allow_http: bool = False) -> None:
         import uvicorn
 
         from scope3lib.api.app import ApiConfig, create_app
 
-        config = ApiConfig(tenant.slug, tenant.database_url, tenant.database_url_readonly, tenant.data_dir, prefix)
+        config = ApiConfig(tenant.slug, tenant.database_url, tenant.database_url_readonly, tenant.data_dir, prefix,
+                           pact_allow_http=pact_allow_http)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}{prefix}"
         self.app = create_app(config)

@@ -29,15 +29,19 @@ _ALIASES = {
     "litres": "litre", "liters": "liter", "l": "litre",
     "tonnes": "tonne", "t": "tonne", "m3": "meter ** 3", "cubic metres": "meter ** 3",
     "miles": "mile", "megalitre": "megaliter",
+    # Counted goods, as purchase lines and PACT's declared unit "piece" write them ("pc" is not a parsec here).
+    "pc": "piece", "pcs": "piece", "ea": "piece", "each": "piece",
 }  # fmt: skip
 
 
 @cache
 def registry() -> pint.UnitRegistry:
     ureg: pint.UnitRegistry = pint.UnitRegistry()
-    # Counted things that factors are stated per: a passenger, a room-night in a hotel.
+    # Counted things that factors are stated per: a passenger, a room-night in a hotel, a piece of a product.
     ureg.define("passenger = [passenger] = pax")
     ureg.define("room_night = [room_night]")
+    # A counted product (PACT's declared unit "piece"): pieces convert only to pieces.
+    ureg.define("piece = [piece]")
     return ureg
 
 

@@ -22,6 +22,7 @@ from fastapi import APIRouter, FastAPI
 from .. import db
 from ..config import Settings, TenantSettings
 from ..errors import ConfigurationError
+from ..pact import host as pact_host
 from ..tenancy import tenant_credentials, validate_slug
 from . import apikeys, factors, ingest, inventory, jobs, ledger, meters, ml, problems, reports, scenarios, suppliers
 from .context import ApiContext
@@ -52,6 +53,7 @@ class ApiConfig:
     data_dir: Path
     prefix: str = ""  # "/services/api" under the hub
     retention_days: int = 30
+    pact_allow_http: bool = False  # SCOPE3_PACT_ALLOW_HTTP: development only
 
     @classmethod
     def from_environment(cls, slug: str, settings: Settings | None = None) -> ApiConfig:
@@ -65,7 +67,7 @@ class ApiConfig:
             creds = tenant_credentials(settings.data_dir, slug)
             rw, ro = creds.database_url, creds.database_url_readonly
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "").rstrip("/")
-        return cls(slug, rw, ro, settings.data_dir, prefix, settings.api_log_retention_days)
+        return cls(slug, rw, ro, settings.data_dir, prefix, settings.api_log_retention_days, settings.pact_allow_http)
 
 
 def _hub_auth() -> Any:
@@ -121,6 +123,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     problems.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix=p)
+    pact_host.mount(app, p, allow_http=config.pact_allow_http)  # the tenant's PACT base URL is <api>/pact
     app.add_middleware(RequestLogMiddleware, requests=ctx.requests)
     generate = app.openapi
 
@@ -133,9 +136,12 @@ def create_app(config: ApiConfig) -> FastAPI:
     return app
 
 
-def serve(config: ApiConfig, host: str, port: int) -> None:
-    """Serve the API in the foreground until interrupted."""
+def serve(config: ApiConfig, host: str, port: int, tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
+    """Serve the API in the foreground until interrupted; over TLS when given a certificate and its key."""
     import uvicorn
 
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigurationError("give --tls-cert and --tls-key together: the certificate (chain) and its private key")
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False,
-                proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+                proxy_headers=True, forwarded_allow_ips="127.0.0.1",
+                ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None)

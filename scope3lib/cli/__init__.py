@@ -70,9 +70,9 @@ def admin_engine(ctx: click.Context, *, migrate: bool = False) -> sa.Engine:
 
 
 # Each module adds its commands to `main`.
-from . import api, demo, factors, hub, inventory, ledger, meters, ml, provisioning, report, scenarios, suppliers  # noqa: E402
+from . import api, demo, factors, hub, inventory, ledger, meters, ml, pact, provisioning, report, scenarios, suppliers  # noqa: E402
 
 __all__ = [
     "admin_engine", "api", "demo", "echo_json", "factors", "hub", "inventory", "ledger", "main", "meters", "ml",
-    "provisioning", "report", "scenarios", "suppliers",
+    "pact", "provisioning", "report", "scenarios", "suppliers",
 ]

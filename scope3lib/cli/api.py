@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ..config import Settings
@@ -18,8 +20,13 @@ def api() -> None:
 @click.argument("slug")
 @click.option("--host", default=None, help="Address to listen on (default SCOPE3_API_HOST, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default SCOPE3_API_PORT, 8780).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Serve HTTPS with this PEM certificate (chain); the PACT host (/pact) needs HTTPS.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The PEM private key of --tls-cert.")
 @click.pass_context
-def serve(ctx: click.Context, slug: str, host: str | None, port: int | None) -> None:
+def serve(ctx: click.Context, slug: str, host: str | None, port: int | None, tls_cert: Path | None,
+          tls_key: Path | None) -> None:
     """Serve tenant SLUG's API in the foreground, with the tenant's own database roles (from its secrets file,
     or SCOPE3_TENANT_DATABASE_URL and _READONLY when SCOPE3_TENANT names SLUG); never the admin URL."""
     from ..api.app import ApiConfig
@@ -28,9 +35,15 @@ def serve(ctx: click.Context, slug: str, host: str | None, port: int | None) -> 
     settings: Settings = ctx.obj
     config = ApiConfig.from_environment(slug, settings)
     host, port = host or settings.api_host, port or settings.api_port
-    click.echo(f"API of tenant {slug} on http://{host}:{port}{config.prefix}/ (docs at /docs); Ctrl-C stops it",
-               err=True)
-    run(config, host, port)
+    scheme = "https" if tls_cert else "http"
+    click.echo(f"API of tenant {slug} on {scheme}://{host}:{port}{config.prefix}/ (docs at /docs, PACT base URL "
+               f"{scheme}://{host}:{port}{config.prefix}/pact); Ctrl-C stops it", err=True)
+    if config.pact_allow_http:
+        click.echo("WARNING: SCOPE3_PACT_ALLOW_HTTP is set: PACT answers over plain HTTP (development only)", err=True)
+    elif not tls_cert:
+        click.echo("note: without --tls-cert and --tls-key every /pact request is refused (PACT is HTTPS only)",
+                   err=True)
+    run(config, host, port, tls_cert, tls_key)
 
 
 @main.group("apikey")
