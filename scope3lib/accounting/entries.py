@@ -219,8 +219,8 @@ def insert_returning_ids(conn: Connection, frame: pd.DataFrame) -> list[int]:
 
 #: Columns :func:`update_values` may change.
 UPDATABLE = ("category", "method", "supplier_id", "description", "spend", "spend_currency", "spend_year",
-             "factor_source", "factor_version", "factor_key", "factor_value", "factor_unit", "kg_co2e", "data_source",
-             "data_quality")
+             "activity_quantity", "activity_unit", "factor_source", "factor_version", "factor_key", "factor_value",
+             "factor_unit", "kg_co2e", "data_source", "data_quality")
 
 
 def update_values(conn: Connection, frame: pd.DataFrame) -> int:
@@ -244,7 +244,8 @@ def update_values(conn: Connection, frame: pd.DataFrame) -> int:
 
 
 _SQL_TYPES = {"category": "smallint", "method": "text", "supplier_id": "bigint", "description": "text",
-              "spend": "numeric", "spend_currency": "text", "spend_year": "smallint", "factor_source": "text",
+              "spend": "numeric", "spend_currency": "text", "spend_year": "smallint", "activity_quantity": "float8",
+              "activity_unit": "text", "factor_source": "text",
               "factor_version": "text", "factor_key": "text", "factor_value": "float8", "factor_unit": "text",
               "kg_co2e": "float8", "data_source": "text", "data_quality": "smallint"}
 

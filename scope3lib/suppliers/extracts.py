@@ -29,7 +29,7 @@ from .numbers import detect_date_format, detect_decimal, parse_amounts, parse_da
 #: The fields of a spend line; at least one vendor field, amount and posting_date are needed (and currency,
 #: unless the import gives one for the whole file).
 FIELDS = ("vendor_id", "vendor_name", "amount", "currency", "posting_date", "gl_account", "cost_centre",
-          "description", "commodity_code", "vat_number", "lei", "duns")
+          "description", "commodity_code", "vat_number", "lei", "duns", "product_id", "quantity", "unit")
 REQUIRED = ("amount", "posting_date")
 
 #: Header spellings per field (lower case), SAP, Oracle, NetSuite, Dynamics and plain English; first found wins.
@@ -58,6 +58,12 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "vat_number": ("vat_number", "vat number", "vat", "vat registration no.", "vat reg. no.", "stceg", "tax id"),
     "lei": ("lei",),
     "duns": ("duns", "duns number", "d-u-n-s"),
+    # Optional: what was bought, how much and in what unit, so that a supplier's approved product footprint
+    # (scope3lib.engagement.pricing) prices the purchase by quantity instead of by spend.
+    "product_id": ("product_id", "product id", "material", "material number", "matnr", "item", "item number",
+                   "item no", "article", "article number", "sku", "gtin", "product"),
+    "quantity": ("quantity", "qty", "quantity invoiced", "invoiced quantity", "menge", "quantity received"),
+    "unit": ("unit", "uom", "unit of measure", "order unit", "base unit", "meins", "einheit"),
 }
 
 
@@ -178,9 +184,10 @@ def read_lines(raw: pd.DataFrame, mapping: Mapping, *, default_currency: str | N
     col = {f: raw[h].astype(str).str.strip() if h in raw else pd.Series([""] * n) for f, h in mapping.columns.items()}
     empty = pd.Series([""] * n, index=raw.index)
     text = {f: col.get(f, empty).reset_index(drop=True) for f in FIELDS}
-    lines = pd.DataFrame({f: text[f] for f in FIELDS if f not in ("amount", "posting_date")})
+    lines = pd.DataFrame({f: text[f] for f in FIELDS if f not in ("amount", "posting_date", "quantity")})
     lines.insert(0, "line_no", np.arange(2, n + 2, dtype=np.int64))
     lines["amount"] = parse_amounts(text["amount"], mapping.decimal)
+    lines["quantity"] = parse_amounts(text["quantity"], mapping.decimal)
     lines["currency"] = text["currency"].str.upper().where(text["currency"] != "", default_currency or "")
     lines["posting_date"] = parse_dates(text["posting_date"], mapping.date_format).to_numpy()
     lines["vendor_key"] = vendor_keys(text["vendor_id"], text["vendor_name"])
@@ -222,6 +229,12 @@ def _problems(lines: pd.DataFrame, text: dict[str, pd.Series], mapping: Mapping)
     refuse(~np.isfinite(cpi) & np.isfinite(years), np.array(
         [f"no US price index (CPI-U) for {int(y) if y == y else '?'} in the cited table; the line cannot be "
          "priced" for y in years], dtype=object))
+    quantity = lines["quantity"].to_numpy()
+    given = (text["quantity"] != "").to_numpy()
+    refuse(given & ~np.isfinite(quantity), np.array(
+        [f"quantity {q!r} is not a number (decimal mark {mapping.decimal!r})" for q in text["quantity"]], dtype=object))
+    refuse(given & np.isfinite(quantity) & (text["unit"] == "").to_numpy(),
+           "a quantity without its unit (kg, l, pcs, kWh, t*km ...): give the unit column")
     for f, check in (("vat_number", ids.vat_number), ("lei", ids.lei), ("duns", ids.duns)):
         if f in mapping.columns:
             bad = _bad_identifiers(text[f], check)
