@@ -25,7 +25,7 @@ from ..errors import ConfigurationError
 from ..meters.ingest import STAGE_DDL
 from ..pact import host as pact_host
 from ..tenancy import tenant_credentials, validate_slug
-from . import factors, ingest, inventory, jobs, ledger, meters, ml, problems, reports, scenarios, suppliers
+from . import engagement, factors, ingest, inventory, jobs, ledger, meters, ml, problems, reports, scenarios, suppliers
 from .context import ApiContext
 from .ratelimit import PLAN_RATES, RateLimiter
 from .requestlog import RequestLog, RequestLogMiddleware
@@ -34,7 +34,7 @@ log = logging.getLogger("scope3.api")
 
 #: The resource groups, one module each; their routes hang under the service's prefix.
 ROUTERS: list[APIRouter] = [inventory.router, suppliers.router, factors.router, meters.router, ingest.router,
-                            ml.router, scenarios.router, ledger.router, reports.router, jobs.router]
+                            ml.router, scenarios.router, ledger.router, reports.router, jobs.router, engagement.router]
 
 DESCRIPTION = """The integration API of one tenant of the Scope 3 platform.
 
