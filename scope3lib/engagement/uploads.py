@@ -244,7 +244,7 @@ def _read_pcf_rows(frame: pd.DataFrame, grant: Grant, company_ids: list[str]) ->
         if missing:
             problems += [(line, f"column {c} is empty: {h}") for c, r, h in PCF_COLUMNS if c in missing]
             continue
-        fp, found = check_footprint(_footprint({k: str(v) for k, v in row.items()}, grant, company_ids))
+        fp, found = check_footprint(_footprint({str(k): str(v) for k, v in row.items()}, grant, company_ids))
         if fp is None:
             problems += [(line, f"column {_column(path)}: {message}") for path, message in found]
         else:
