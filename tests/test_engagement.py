@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from scope3lib.ledger import log as ledger_log
 from scope3lib.ledger.audit import audit_entry
 from scope3lib.reporting import panels
 from scope3lib.suppliers import records, spend
-from tests.helpers import ApiServer, TenantFactory, TenantFixture
+from tests.helpers import ApiServer, TenantFactory, TenantFixture, invoke_cli
 from tests.test_pact_model import footprint
 
 pytestmark = pytest.mark.db
@@ -189,3 +190,31 @@ def test_a_bad_template_is_refused_line_by_line(tenant: TenantFixture, api: ApiS
         assert ok.status_code == 201, ok.text
     [row] = submissions.submissions(tenant.engine).to_dict("records")
     assert row["channel"] == "template" and row["status"] == "pending" and row["footprints"] == 1
+
+
+def test_the_cli_asks_for_a_disclosure_and_a_second_user_approves_it(tenant: TenantFixture, database_url: str,
+                                                                     data_dir: Path, tmp_path: Path) -> None:
+    due = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    r = invoke_cli(database_url, data_dir, "engage", "request", tenant.slug, "Northwind Freight Inc.", "--year",
+                   "2025", "--due", due, "--channel", "template", "--url", "https://scope3.example/api", "--json")
+    assert r.exit_code == 0, r.output
+    [sent] = json.loads(r.output)
+    assert sent["upload_url"].startswith("https://scope3.example/api/engage/uploads/s3u_")
+    csv = tmp_path / "filled.csv"
+    r = invoke_cli(database_url, data_dir, "engage", "template", tenant.slug, str(sent["request_id"]), "--format",
+                   "csv", "--out", str(csv))
+    assert r.exit_code == 0, r.output
+    filled = pd.read_csv(csv, dtype=str).fillna("").assign(
+        scope1_kg="2000000", scope2_kg="150000", revenue="40000000", currency="USD", source_document="CDP 2025")
+    filled.to_csv(csv, index=False)
+    r = invoke_cli(database_url, data_dir, "engage", "submit", tenant.slug, str(sent["request_id"]), str(csv))
+    assert r.exit_code == 0 and "pending" in r.output, r.output
+    sid = int(submissions.submissions(tenant.engine)["id"].iloc[0])
+    r = invoke_cli(database_url, data_dir, "engage", "approve", tenant.slug, str(sid), "--user", "nobody")
+    assert r.exit_code == 1 and "not a user" in r.output
+    r = invoke_cli(database_url, data_dir, "engage", "approve", tenant.slug, str(sid), "--user", "ben")
+    assert r.exit_code == 0 and f"submission {sid} approved by ben" in r.output, r.output
+    e = inventory.entries(tenant.engine).set_index("supplier")
+    assert e.loc["Northwind Freight Inc.", "method"] == "supplier_specific"
+    r = invoke_cli(database_url, data_dir, "engage", "list", tenant.slug)
+    assert r.exit_code == 0 and "answered" in r.output, r.output

@@ -332,3 +332,23 @@ def submit(engine: Engine, token: str, body: bytes, content_type: str) -> submis
                                 exc.problems) from None
         _use(conn, g.token_id)
     return sub
+
+
+def submit_file(engine: Engine, request_id: int, path: str | Path, *, submitted_by: str) -> submissions.Submission:
+    """A filled template handed in by a user of the tenant (the supplier e-mailed it, or phoned the figures in):
+    received pending as ``submitted_by``'s, who therefore cannot approve it."""
+    p = Path(path)
+    if not p.is_file():
+        raise UploadRefused(f"{p}: no such file", 422)
+    with engine.begin() as conn:
+        row = conn.execute(sa.text(
+            "SELECT r.id, r.supplier_id, s.name, r.kind, r.product_ids, r.year, r.due_date FROM data_requests r "
+            "JOIN suppliers s ON s.id = r.supplier_id WHERE r.id = :r"), {"r": request_id}).first()
+        if row is None:
+            raise UploadRefused(f"no data request {request_id} in this tenant (see `scope3 engage list SLUG`)", 422)
+        g = Grant(0, int(row.id), int(row.supplier_id), str(row.name), str(row.kind), list(row.product_ids or []),
+                  row.year, row.due_date, dt.datetime.now(dt.UTC), 1, p.stat().st_size)
+        data = read_filled(p.read_bytes(), g, company_ids(conn, g.supplier_id), p.name)
+        return submissions.receive(conn, g.request_id, g.supplier_id, footprints=data.get("footprints"),
+                                   disclosure=data.get("disclosure"), channel="template", submitted_by=submitted_by,
+                                   source=p.name)
