@@ -20,7 +20,7 @@ import datetime as dt
 import hashlib
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 import sqlalchemy as sa
@@ -30,13 +30,17 @@ from .. import db
 from ..accounting import entries
 from ..accounting.periods import closed_periods
 from ..errors import EngagementError, SelfApproval
-from ..ledger import log as ledger_log
 from ..ledger.canonical import canonical_json
 from ..pact.model import ProductFootprint, parse_footprints
 from ..suppliers import disclosures, records, spend
 from .pricing import product_keys
 
+if TYPE_CHECKING:  # the ledger's database half is imported only when a proof is asked for (the CLI's offline
+    from ..ledger.log import ProofBundle  # audit must not load it)
+
 Channel = Literal["pact", "upload", "template"]
+#: The ledger events of a decision (scope3lib.ledger.log.DECISION_EVENTS), as SQL.
+_DECISIONS = "'approve', 'reject'"
 CHANNELS = ("pact", "upload", "template")
 
 
@@ -176,7 +180,7 @@ def _decide(conn: Connection, row: Any, status: str, who: str, reason: str | Non
         raise
     return int(conn.scalar(sa.text(
         "SELECT max(leaf_index) FROM ledger_leaves WHERE tenant_id = tenant_of(current_user) AND entry_id = :i "
-        f"AND event IN ({', '.join(repr(e) for e in ledger_log.DECISION_EVENTS)})"), {"i": row.id}))
+        f"AND event IN ({_DECISIONS})"), {"i": row.id}))
 
 
 def _open_product_months(conn: Connection, supplier_id: int) -> list[dt.date]:
@@ -248,14 +252,16 @@ def _connect(bind: Engine | Connection) -> Any:
     return bind.connect() if isinstance(bind, Engine) else nullcontext(bind)
 
 
-def prove(engine: Engine, slug: str, submission_id: int) -> ledger_log.ProofBundle:
+def prove(engine: Engine, slug: str, submission_id: int) -> ProofBundle:
     """The inclusion proof of a submission's decision in the latest signed checkpoint (the admin engine, as
     ``scope3 ledger prove``); checked offline with ``scope3 ledger audit``."""
     with engine.connect() as conn:
         tid = conn.scalar(sa.text("SELECT id FROM tenants WHERE slug = :s"), {"s": slug})
         leaf = conn.scalar(sa.text(
             "SELECT max(leaf_index) FROM ledger_leaves WHERE tenant_id = :t AND entry_id = :i AND event IN "
-            f"({', '.join(repr(e) for e in ledger_log.DECISION_EVENTS)})"), {"t": tid, "i": submission_id})
+            f"({_DECISIONS})"), {"t": tid, "i": submission_id})
     if leaf is None:
         raise EngagementError(f"submission {submission_id} of tenant {slug} has no decision in the ledger yet")
+    from ..ledger import log as ledger_log
+
     return ledger_log.prove(engine, slug, submission_id, int(leaf))
