@@ -110,6 +110,11 @@ def test_an_upload_lands_pending_and_a_second_user_approval_prices_the_purchases
     assert set(pcf["factor_version"]) == {f"submission-{sid}"}
     after = _primary_share(tenant)
     assert after > before
+    # The dashboard and the monthly report render the same headline panel, and the engagement panel says so.
+    assert set(panels.spec("headline").on) == {"dashboard", "report"}
+    ctx = panels.PanelContext(tenant.readonly, inventory.entries(tenant.readonly), slug=tenant.slug)
+    shown = panels.build("engagement", ctx)
+    assert shown.state == "ok" and "1 approved" in shown.html() and "1 answered" in shown.html()
     with pytest.raises(EngagementError, match="final"):
         submissions.approve(tenant.engine, sid, decided_by="ana")
 
