@@ -216,7 +216,11 @@ def _decision_trigger() -> None:
     op.execute("REVOKE ALL ON FUNCTION submission_decided() FROM PUBLIC")
     op.execute("CREATE TRIGGER submission_decided BEFORE UPDATE ON supplier_submissions "
                "FOR EACH ROW EXECUTE FUNCTION submission_decided()")
-    op.execute("CREATE TRIGGER supplier_submissions_no_delete BEFORE DELETE OR TRUNCATE ON supplier_submissions "
+    # Per row: a statement-level trigger would also fire for the empty cascades of deleting a supplier (or a
+    # request) that has no submission. Deleting one that has submissions is refused with them.
+    op.execute("CREATE TRIGGER supplier_submissions_no_delete BEFORE DELETE ON supplier_submissions "
+               "FOR EACH ROW EXECUTE FUNCTION ledger_refuse('a submission is kept with its decision')")
+    op.execute("CREATE TRIGGER supplier_submissions_no_truncate BEFORE TRUNCATE ON supplier_submissions "
                "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse('a submission is kept with its decision')")
 
 
@@ -252,6 +256,7 @@ def _security() -> None:
 def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS submission_decided ON supplier_submissions")
     op.execute("DROP TRIGGER IF EXISTS supplier_submissions_no_delete ON supplier_submissions")
+    op.execute("DROP TRIGGER IF EXISTS supplier_submissions_no_truncate ON supplier_submissions")
     for table in reversed(_TABLES):
         op.drop_table(table)
     op.execute("DROP FUNCTION IF EXISTS submission_decided()")
