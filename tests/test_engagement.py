@@ -18,9 +18,10 @@ import sqlalchemy as sa
 
 from scope3lib.accounting import inventory
 from scope3lib.engagement import requests, submissions, uploads
-from scope3lib.errors import EngagementError, SelfApproval
+from scope3lib.errors import EngagementError, SelfApproval, UploadRefused
 from scope3lib.ledger import log as ledger_log
 from scope3lib.ledger.audit import audit_entry
+from scope3lib.pact import clients as pact_clients
 from scope3lib.reporting import panels
 from scope3lib.suppliers import records, spend
 from tests.helpers import ApiServer, TenantFactory, TenantFixture, invoke_cli
@@ -223,3 +224,44 @@ def test_the_cli_asks_for_a_disclosure_and_a_second_user_approves_it(tenant: Ten
     assert e.loc["Northwind Freight Inc.", "method"] == "supplier_specific"
     r = invoke_cli(database_url, data_dir, "engage", "list", tenant.slug)
     assert r.exit_code == 0 and "answered" in r.output, r.output
+
+
+def test_a_pact_fulfilment_lands_pending_through_the_same_entry_point(tenant: TenantFixture) -> None:
+    with pytest.raises(EngagementError, match="no PACT partner"):
+        requests.create(tenant.engine, "Ethanol Works GmbH", products=[GTIN], due=dt.date.today(), channel="pact",
+                        pact_client="ethanol-works")
+    pact_clients.create_client(tenant.admin, tenant.slug, "ethanol-works", partner_url="https://pact.ethanol.example")
+    sent = requests.create(tenant.engine, "Ethanol Works GmbH", products=[GTIN], due=dt.date.today(), channel="pact",
+                           pact_client="ethanol-works")
+    assert sent.upload_url is None and "PACT host" in sent.message
+    todo = requests.pact_requests(tenant.engine)
+    assert list(todo["id"]) == [sent.request_id] and todo["partner_url"].iloc[0] == "https://pact.ethanol.example"
+    sid = _supplier_id(tenant, "Ethanol Works GmbH")
+    # What the PACT recipient does with a RequestFulfilled event's pfs.
+    with tenant.engine.begin() as conn, pytest.raises(EngagementError, match="none of the footprints"):
+        submissions.receive(conn, sent.request_id, sid, footprints=[footprint(productIds=["urn:gtin:1"])],
+                            channel="pact", submitted_by="pact:ethanol-works")
+    with tenant.engine.begin() as conn:
+        sub = submissions.receive(conn, sent.request_id, sid, footprints=[footprint()], channel="pact",
+                                  submitted_by="pact:ethanol-works")
+    assert sub.status == "pending" and sub.channel == "pact"
+    assert requests.pact_requests(tenant.engine).empty  # answered: nothing more to send
+
+
+def test_requests_past_due_are_overdue_and_reminded_with_a_new_link(tenant: TenantFixture) -> None:
+    due = dt.date.today() + dt.timedelta(days=1)
+    first = requests.create(tenant.engine, "Northwind Freight Inc.", year=2025, due=due, url="https://x.example")
+    second = requests.create(tenant.engine, "Ethanol Works GmbH", products=[GTIN], due=due, url="https://x.example")
+    with tenant.admin.begin() as conn:
+        conn.execute(sa.text("UPDATE data_requests SET due_date = current_date - 3 WHERE id = :i"),
+                     {"i": first.request_id})
+    listed = requests.requests(tenant.engine).set_index("id")
+    assert listed.loc[first.request_id, "status"] == "overdue" and listed.loc[second.request_id, "status"] == "sent"
+    [reminder] = requests.remind(tenant.engine, url="https://x.example")
+    assert reminder.request_id == first.request_id and "reminder (1)" in reminder.message
+    assert reminder.upload_url and reminder.upload_url != first.upload_url
+    with tenant.engine.connect() as conn:
+        with pytest.raises(UploadRefused, match="replaced"):
+            uploads.grant(conn, first.upload_url.rsplit("/", 1)[-1])  # type: ignore[union-attr]
+        assert uploads.grant(conn, reminder.upload_url.rsplit("/", 1)[-1]).request_id == first.request_id
+    assert requests.requests(tenant.engine).set_index("id").loc[first.request_id, "reminders"] == 1
