@@ -101,7 +101,7 @@ def test_an_upload_lands_pending_and_a_second_user_approval_prices_the_purchases
     assert not (inventory.entries(tenant.engine)["factor_source"] == "supplier-pcf").any()
 
     decision = submissions.approve(tenant.engine, sid, decided_by="ben", reason="checked against the EPD")
-    assert decision.status == "approved" and decision.entries_created == 2
+    assert decision.status == "approved" and decision.entries_created == 2 and decision.entries_deleted == 2
     e = inventory.entries(tenant.engine)
     pcf = e[e["factor_source"] == "supplier-pcf"].sort_values("period_start")
     assert list(pcf["method"]) == ["supplier_specific"] * 2

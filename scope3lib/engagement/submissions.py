@@ -65,9 +65,11 @@ class Decision:
     leaf_index: int
     entries_created: int = 0
     entries_updated: int = 0
+    entries_deleted: int = 0  # spend-based entries whose lines the footprints now price
 
     def sentence(self) -> str:
-        done = (f"; entries: {self.entries_created} created, {self.entries_updated} re-priced"
+        done = (f"; entries: {self.entries_created} created, {self.entries_updated} re-priced, "
+                f"{self.entries_deleted} replaced"
                 if self.status == "approved" else "")
         return (f"submission {self.submission_id} {self.status} by {self.decided_by} (ledger leaf "
                 f"{self.leaf_index}){done}")
@@ -203,15 +205,15 @@ def approve(engine: Engine, submission_id: int, *, decided_by: str | None = None
         row = _pending(conn, submission_id, who)
         leaf = _decide(conn, row, "approved", who, reason)
         why = f"approved supplier submission {row.id} ({row.kind}) by {who}"
-        created = updated = 0
+        created = updated = deleted = 0
         if row.kind == "pcf":
             entries.set_ledger_reason(conn, why, "recalculate")
-            created, updated, _, _ = spend.rebuild(conn, _open_product_months(conn, int(row.supplier_id)))
+            created, updated, deleted, _ = spend.rebuild(conn, _open_product_months(conn, int(row.supplier_id)))
         else:
             disclosure = {**dict(row.payload["disclosure"]), "supplier": str(row.supplier_id)}
             disclosure.setdefault("source_document", f"supplier submission {row.id}")
             disclosures.record_on(conn, [disclosure], source=f"submission-{row.id}", replace=True)
-    return Decision(int(row.id), "approved", who, leaf, created, updated)
+    return Decision(int(row.id), "approved", who, leaf, created, updated, deleted)
 
 
 def reject(engine: Engine, submission_id: int, *, reason: str, decided_by: str | None = None) -> Decision:
