@@ -37,6 +37,7 @@ Northwind Freight Inc.,US,CAMX,484121,450000,USD,2025,ops@northwind.example
 PURCHASES = """Date,Vendor,Account,Memo,Amount,Currency,Item,Quantity,Unit
 01/15/2025,Ethanol Works GmbH,5000 COGS,Bio-ethanol bulk,"3,100.00",USD,4712345060507,2000,kg
 02/11/2025,Ethanol Works GmbH,5000 COGS,Bio-ethanol bulk,"1,550.00",USD,4712345060507,1000,kg
+01/25/2025,Ethanol Works GmbH,5000 COGS,Bio-ethanol drums,"80.00",USD,4712345060507,4,pcs
 01/20/2025,Northwind Freight Inc.,5200 Freight,Inbound freight,"4,200.00",USD,,,
 """
 GTIN = "4712345060507"
@@ -101,7 +102,10 @@ def test_an_upload_lands_pending_and_a_second_user_approval_prices_the_purchases
     assert not (inventory.entries(tenant.engine)["factor_source"] == "supplier-pcf").any()
 
     decision = submissions.approve(tenant.engine, sid, decided_by="ben", reason="checked against the EPD")
-    assert decision.status == "approved" and decision.entries_created == 2 and decision.entries_deleted == 2
+    # January's and February's bulk purchases get entries of their own; February's spend-based entry goes, and
+    # January's keeps the drums, which are counted in pieces that a footprint per liter cannot price.
+    assert decision.status == "approved" and decision.entries_created == 2 and decision.entries_deleted == 1
+    assert decision.entries_updated == 1 and len(decision.unpriced) == 1 and "'pcs'" in decision.unpriced[0]
     e = inventory.entries(tenant.engine)
     pcf = e[e["factor_source"] == "supplier-pcf"].sort_values("period_start")
     assert list(pcf["method"]) == ["supplier_specific"] * 2

@@ -65,10 +65,13 @@ def read_approved(rows: list[Any]) -> list[Approved]:
     return [Approved(int(r.submission_id), int(r.supplier_id), parse_footprint(r.footprint)) for r in rows]
 
 
-def _hits(lines: pd.DataFrame, index: dict[tuple[int, str], Approved]) -> tuple[list[Approved | None], list[str]]:
-    """Per line, the footprint that prices it (None: none) and why a candidate line is not priced."""
+def _hits(lines: pd.DataFrame, index: dict[tuple[int, str], Approved]
+          ) -> tuple[list[Approved | None], list[str], list[float]]:
+    """Per line, the footprint that prices it (None: none), why a candidate line is not priced, and its kg CO2e
+    per unit of the line (one conversion per footprint and unit)."""
     found: list[Approved | None] = []
     why: list[str] = []
+    kg: list[float] = []
     per_unit: dict[tuple[str, str], float | str] = {}
     for sid, pid, qty, unit in zip(lines["supplier_id"], lines["product_id"], lines["quantity"], lines["unit"],
                                    strict=True):
@@ -87,7 +90,8 @@ def _hits(lines: pd.DataFrame, index: dict[tuple[int, str], Approved]) -> tuple[
                 reason, hit = str(per_unit[key]), None
         found.append(hit)
         why.append(reason)
-    return found, why
+        kg.append(float(per_unit[(str(hit.footprint.id), str(unit))]) if hit is not None else float("nan"))
+    return found, why, kg
 
 
 def price_lines(lines: pd.DataFrame, approved: list[Approved]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -101,7 +105,7 @@ def price_lines(lines: pd.DataFrame, approved: list[Approved]) -> tuple[pd.DataF
     index = footprint_index(approved)
     if not index or lines.empty:
         return pd.DataFrame(), keys
-    hits, _ = _hits(lines, index)
+    hits, _, kg = _hits(lines, index)
     chosen = np.array([h is not None for h in hits])
     if not chosen.any():
         return pd.DataFrame(), keys
@@ -109,7 +113,7 @@ def price_lines(lines: pd.DataFrame, approved: list[Approved]) -> tuple[pd.DataF
     fps = [h for h in hits if h is not None]
     sel["fp_id"] = [str(h.footprint.id) for h in fps]
     sel["submission_id"] = [h.submission_id for h in fps]
-    sel["per_unit"] = [units.emissions_per(str(u), h.footprint.pcf) for u, h in zip(sel["unit"], fps, strict=True)]
+    sel["per_unit"] = np.asarray(kg, dtype="float64")[chosen]
     sel["name"] = [h.footprint.productNameCompany for h in fps]
     sel["month"] = pd.to_datetime(sel["posting_date"]).dt.to_period("M").dt.start_time
     sel["group_key"] = (sel["month"].dt.strftime("%Y-%m") + "|" + sel["vendor_key"].astype(str) + "|pcf:"
@@ -150,6 +154,6 @@ def unpriced(lines: pd.DataFrame, approved: list[Approved]) -> pd.DataFrame:
     index = footprint_index(approved)
     if not index or lines.empty:
         return pd.DataFrame(columns=["import_id", "line_no", "product_id", "unit", "reason"])
-    _, why = _hits(lines, index)
+    _, why, _ = _hits(lines, index)
     out = lines.assign(reason=why)
     return out[out["reason"] != ""][["import_id", "line_no", "product_id", "unit", "reason"]].reset_index(drop=True)

@@ -33,7 +33,8 @@ from ..errors import EngagementError, SelfApproval
 from ..ledger.canonical import canonical_json
 from ..pact.model import ProductFootprint, parse_footprints
 from ..suppliers import disclosures, records, spend
-from .pricing import product_keys
+from .pricing import Approved, product_keys
+from .pricing import unpriced as unpriced_lines
 
 if TYPE_CHECKING:  # the ledger's database half is imported only when a proof is asked for (the CLI's offline
     from ..ledger.log import ProofBundle  # audit must not load it)
@@ -66,10 +67,11 @@ class Decision:
     entries_created: int = 0
     entries_updated: int = 0
     entries_deleted: int = 0  # spend-based entries whose lines the footprints now price
+    unpriced: tuple[str, ...] = ()  # purchases of the products that stay spend-based, and why
 
     def sentence(self) -> str:
         done = (f"; entries: {self.entries_created} created, {self.entries_updated} re-priced, "
-                f"{self.entries_deleted} replaced"
+                f"{self.entries_deleted} replaced" + "".join(f"\n  not priced: {u}" for u in self.unpriced)
                 if self.status == "approved" else "")
         return (f"submission {self.submission_id} {self.status} by {self.decided_by} (ledger leaf "
                 f"{self.leaf_index}){done}")
@@ -193,6 +195,17 @@ def _open_product_months(conn: Connection, supplier_id: int) -> list[dt.date]:
     return [m for m in months if not any(s <= m <= e for _, s, e in closed)]
 
 
+def _unpriced(conn: Connection, row: Any) -> tuple[str, ...]:
+    """The supplier's purchases of the approved products whose unit does not convert (they stay spend-based)."""
+    lines = db.read_frame(conn, "SELECT import_id, line_no, supplier_id, product_id, quantity, unit FROM spend_lines "
+                                "WHERE active AND supplier_id = :s AND product_id IS NOT NULL AND quantity IS NOT NULL "
+                                "AND unit IS NOT NULL", {"s": row.supplier_id})
+    approved = [Approved(int(row.id), int(row.supplier_id), fp) for fp in parse_footprints(row.payload["footprints"])]
+    left = unpriced_lines(lines, approved)
+    return tuple(f"extract {r.import_id} line {r.line_no} ({r.product_id}, {r.unit}): {r.reason}"
+                 for r in left.head(20).itertuples())
+
+
 def approve(engine: Engine, submission_id: int, *, decided_by: str | None = None,
             reason: str | None = None) -> Decision:
     """Approve a pending submission as ``decided_by`` (default: the person running this, see
@@ -206,14 +219,16 @@ def approve(engine: Engine, submission_id: int, *, decided_by: str | None = None
         leaf = _decide(conn, row, "approved", who, reason)
         why = f"approved supplier submission {row.id} ({row.kind}) by {who}"
         created = updated = deleted = 0
+        unpriced: tuple[str, ...] = ()
         if row.kind == "pcf":
             entries.set_ledger_reason(conn, why, "recalculate")
             created, updated, deleted, _ = spend.rebuild(conn, _open_product_months(conn, int(row.supplier_id)))
+            unpriced = _unpriced(conn, row)
         else:
             disclosure = {**dict(row.payload["disclosure"]), "supplier": str(row.supplier_id)}
             disclosure.setdefault("source_document", f"supplier submission {row.id}")
             disclosures.record_on(conn, [disclosure], source=f"submission-{row.id}", replace=True)
-    return Decision(int(row.id), "approved", who, leaf, created, updated, deleted)
+    return Decision(int(row.id), "approved", who, leaf, created, updated, deleted, unpriced)
 
 
 def reject(engine: Engine, submission_id: int, *, reason: str, decided_by: str | None = None) -> Decision:
