@@ -269,3 +269,22 @@ def test_requests_past_due_are_overdue_and_reminded_with_a_new_link(tenant: Tena
             uploads.grant(conn, first.upload_url.rsplit("/", 1)[-1])  # type: ignore[union-attr]
         assert uploads.grant(conn, reminder.upload_url.rsplit("/", 1)[-1]).request_id == first.request_id
     assert requests.requests(tenant.engine).set_index("id").loc[first.request_id, "reminders"] == 1
+
+
+def test_a_link_of_another_tenant_opens_nothing_here(tenant: TenantFixture, api: ApiServer,
+                                                     make_tenant: TenantFactory, tmp_path: Path) -> None:
+    other = make_tenant()
+    (tmp_path / "other.csv").write_text(SUPPLIERS)
+    records.import_suppliers(other.engine, tmp_path / "other.csv")
+    theirs = requests.create(other.engine, "Ethanol Works GmbH", products=[GTIN],
+                             due=dt.date.today() + dt.timedelta(days=7), url=api.url)  # their token, our API
+    assert theirs.upload_url
+    with httpx.Client(timeout=30) as http:
+        assert http.get(theirs.upload_url).status_code == 401
+        assert http.post(theirs.upload_url, json={"footprints": [footprint()]}).status_code == 401
+    for t in (tenant, other):
+        with t.engine.connect() as conn:
+            assert conn.scalar(sa.text("SELECT count(*) FROM supplier_submissions")) == 0
+        # Viewers see requests, never the links' hashes.
+        with t.readonly.connect() as conn, pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+            conn.execute(sa.text("SELECT token_hash FROM upload_tokens"))
