@@ -124,6 +124,22 @@ class Settings(BaseSettings):
         default=30, ge=1, le=3650,
         description="Days the API keeps each request in the tenant's api_requests log; older rows are pruned hourly.",
     )
+    engage_public_url: str | None = Field(
+        default=None,
+        description=(
+            "The tenant API's address as suppliers reach it (e.g. https://scope3.example.com/services/api), the start "
+            "of the upload links in data requests and reminders (`scope3 engage request`). Unset: "
+            "http://API_HOST:API_PORT, right for `scope3 api serve` on this machine only."
+        ),
+    )
+    engage_link_days: int = Field(
+        default=30, ge=1, le=365, description="Days an upload link of a data request stays valid.",
+    )
+    engage_max_upload_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024,
+        description="The largest file or JSON a supplier may upload with a link (bytes); a bigger one is refused "
+                    "with 413 before it is read.",
+    )
     pact_allow_http: bool = Field(
         default=False,
         description=(

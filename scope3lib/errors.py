@@ -268,3 +268,23 @@ class InvalidFilter(PactError):
 
 class UnitNotConvertible(PactError):
     """A purchase quantity whose unit cannot be turned into a footprint's declared unit."""
+
+
+class EngagementError(Scope3Error):
+    """A data request, submission or decision that cannot go ahead as asked (unknown request, a decided
+    submission, a decider who is not a user of the tenant); the message says why and what to do."""
+
+
+class SelfApproval(EngagementError):
+    """A user tried to decide on their own submission: a second user of the tenant must approve or reject it."""
+
+
+class UploadRefused(EngagementError):
+    """An upload with a supplier's token that is refused: ``http_status`` is 401 (no such token), 410 (expired,
+    used up or withdrawn), 413 (too big), 415 (a kind of file the link does not take) or 422 (its content);
+    ``problems`` lists ``(line or field, reason)`` for content refused line by line."""
+
+    def __init__(self, message: str, http_status: int = 422, problems: list[tuple[str, str]] | None = None) -> None:
+        listing = "".join(f"\n  {where}: {why}" for where, why in (problems or [])[:200])
+        super().__init__(message + listing)
+        self.http_status, self.problems = http_status, problems or []

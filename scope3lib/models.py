@@ -391,12 +391,13 @@ class LedgerHead(Base):
 
 
 class LedgerLeaf(Base):
-    """One change to an emission entry; its bytes are ``ledger_leaf_data(...)`` (see scope3lib.ledger.leaf_data)."""
+    """One change to an emission entry, or one decision on a supplier submission (events approve and reject, whose
+    ``entry_id`` is the submission's id); its bytes are ``ledger_leaf_data(...)`` (see scope3lib.ledger.leaf_data)."""
 
     __tablename__ = "ledger_leaves"
     __table_args__ = (
         CheckConstraint("leaf_index >= 0", name="leaf_index"),
-        CheckConstraint("event IN ('create', 'correct', 'recalculate', 'delete')", name="event"),
+        CheckConstraint("event IN ('create', 'correct', 'recalculate', 'delete', 'approve', 'reject')", name="event"),
         CheckConstraint("octet_length(leaf_hash) = 32", name="leaf_hash"),
         Index("ix_ledger_leaves_entry", "tenant_id", "entry_id", "leaf_index"),
     )
@@ -688,6 +689,9 @@ class SpendLine(Base):
     naics_code: Mapped[str | None] = mapped_column(String(6))
     classified_by: Mapped[str | None] = mapped_column(String(16))
     group_id: Mapped[int | None] = mapped_column(BigInteger)
+    product_id: Mapped[str | None] = mapped_column(Text)  # the purchase's product, as an approved PCF names it
+    quantity: Mapped[float | None] = mapped_column(Double)  # how much of it, in ``unit``
+    unit: Mapped[str | None] = mapped_column(Text)
 
 
 COMPANY_DATA_TABLES = ("supplier_aliases", "supplier_changes", "supplier_disclosures", "column_mappings",
@@ -860,3 +864,117 @@ class PactExchange(Base):
     http_status: Mapped[int | None] = mapped_column(SmallInteger)
     summary: Mapped[dict[str, object]] = mapped_column(JSONB)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- Supplier engagement (migration 0010) ---------------------------------------------------------
+
+
+def _supplier_fk(table: str) -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(["tenant_id", "supplier_id"], ["suppliers.tenant_id", "suppliers.id"],
+                                name=f"fk_{table}_supplier", ondelete="CASCADE")
+
+
+def _request_fk(table: str) -> ForeignKeyConstraint:
+    return ForeignKeyConstraint(["tenant_id", "request_id"], ["data_requests.tenant_id", "data_requests.id"],
+                                name=f"fk_{table}_request", ondelete="CASCADE")
+
+
+class DataRequest(Base):
+    """A request to a supplier for data: product footprints (``kind`` pcf, for ``product_ids``) or an annual
+    disclosure (``kind`` disclosure, for ``year``), by PACT, an upload link or a spreadsheet template."""
+
+    __tablename__ = "data_requests"
+    __table_args__ = (
+        CheckConstraint("kind IN ('pcf', 'disclosure')", name="kind"),
+        CheckConstraint("(kind = 'pcf') = (product_ids IS NOT NULL AND cardinality(product_ids) > 0)",
+                        name="products"),
+        CheckConstraint("(kind = 'disclosure') = (year IS NOT NULL)", name="year"),
+        CheckConstraint("channel IN ('pact', 'upload', 'template')", name="channel"),
+        CheckConstraint("(channel = 'pact') = (pact_client_id IS NOT NULL)", name="pact"),
+        CheckConstraint("status IN ('sent', 'answered', 'overdue', 'rejected')", name="status"),
+        CheckConstraint("reminders >= 0", name="reminders"),
+        _supplier_fk("data_requests"),
+        ForeignKeyConstraint(["pact_client_id"], ["pact_clients.id"], name="fk_data_requests_pact_client",
+                             ondelete="RESTRICT"),
+        UniqueConstraint("tenant_id", "id", name="uq_data_requests_tenant_id_id"),
+        Index("ix_data_requests_tenant_status", "tenant_id", "status", "due_date"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = _tenant_fk()
+    supplier_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(12))
+    product_ids: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    year: Mapped[int | None] = mapped_column(SmallInteger)
+    channel: Mapped[str] = mapped_column(String(8))
+    pact_client_id: Mapped[int | None] = mapped_column(BigInteger)  # the partner asked over PACT
+    due_date: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(8))
+    reminders: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    last_reminded_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class UploadToken(Base):
+    """A link's secret (SHA-256 only) that lets a supplier submit for one request, until it expires or its uses
+    are spent, each upload at most ``max_bytes``."""
+
+    __tablename__ = "upload_tokens"
+    __table_args__ = (
+        CheckConstraint("octet_length(token_hash) = 32", name="token_hash"),
+        CheckConstraint("max_uses >= 1 AND uses >= 0 AND uses <= max_uses", name="uses"),
+        CheckConstraint("max_bytes > 0", name="max_bytes"),
+        _request_fk("upload_tokens"),
+        UniqueConstraint("token_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = _tenant_fk()
+    request_id: Mapped[int] = mapped_column(BigInteger)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    max_uses: Mapped[int] = mapped_column(SmallInteger)
+    uses: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    max_bytes: Mapped[int] = mapped_column()
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SupplierSubmission(Base):
+    """What a supplier sent (footprints or a disclosure), pending until a second user of the tenant approves or
+    rejects it; the database refuses a decision by the submitter and appends each decision to the ledger."""
+
+    __tablename__ = "supplier_submissions"
+    __table_args__ = (
+        CheckConstraint("kind IN ('pcf', 'disclosure')", name="kind"),
+        CheckConstraint("channel IN ('pact', 'upload', 'template')", name="channel"),
+        CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status"),
+        CheckConstraint("(status = 'pending') = (decided_by IS NULL AND decided_at IS NULL)", name="decided"),
+        CheckConstraint("decided_by IS NULL OR lower(decided_by) <> lower(submitted_by)", name="four_eyes"),
+        CheckConstraint("status <> 'rejected' OR length(trim(reason)) > 0", name="reason"),
+        _supplier_fk("supplier_submissions"),
+        _request_fk("supplier_submissions"),
+        Index("ix_supplier_submissions_tenant_status", "tenant_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant_id: Mapped[int] = _tenant_fk()
+    request_id: Mapped[int | None] = mapped_column(BigInteger)
+    supplier_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(12))
+    channel: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(8), server_default=text("'pending'"))
+    payload: Mapped[dict[str, object]] = mapped_column(JSONB)  # {"footprints": [...]} or {"disclosure": {...}}
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    submitted_by: Mapped[str] = mapped_column(Text)
+    submitted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    decided_by: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+ENGAGEMENT_TABLES = ("data_requests", "upload_tokens", "supplier_submissions")

@@ -30,8 +30,8 @@ pytestmark = pytest.mark.db
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARD = REPO / "notebooks" / "dashboards" / "executive.ipynb"
-KEYS = ["hotspots", "estimated", "coverage", "verification", "scenarios"]
-TITLES = ["Hotspots", "How much is estimated", "Spend coverage", "Verification", "Scenarios"]
+KEYS = ["hotspots", "estimated", "coverage", "engagement", "verification", "scenarios"]
+TITLES = ["Hotspots", "How much is estimated", "Spend coverage", "Supplier engagement", "Verification", "Scenarios"]
 SCENARIO = {"name": "engage-suppliers", "base_year": 2025, "target_year": 2030, "growth": 0.02, "discount_rate": 0.05,
             "levers": [{"kind": "supplier_engagement", "category": 1, "share": 0.5, "reduction": 0.2,
                         "start_year": 2026, "implementation_cost": 50000, "annual_saving": 2000},
@@ -105,8 +105,10 @@ def entry_count(url: str) -> int:
 def test_every_panel_is_computed_with_the_read_only_role(full: TenantFixture) -> None:
     panels = panels_of(full.database_url_readonly)
     assert list(panels) == KEYS and [p.title for p in panels.values()] == TITLES
-    # Without an ERP extract, the spend coverage panel says how to import one (tests/test_company_data.py).
-    assert {k: p.state for k, p in panels.items()} == dict.fromkeys(KEYS, "ok") | {"coverage": "empty"}, {
+    # Without an ERP extract, the spend coverage panel says how to import one (tests/test_company_data.py); without
+    # a data request, the engagement panel how to send one (tests/test_engagement.py).
+    assert {k: p.state for k, p in panels.items()} == dict.fromkeys(KEYS, "ok") | {"coverage": "empty",
+                                                                                    "engagement": "empty"}, {
         k: p.html() for k, p in panels.items()}
     viewer = full.readonly
 

@@ -222,8 +222,8 @@ def insert_returning_ids(conn: Connection, frame: pd.DataFrame) -> list[int]:
 
 #: Columns :func:`update_values` may change.
 UPDATABLE = ("category", "method", "supplier_id", "description", "spend", "spend_currency", "spend_year",
-             "factor_source", "factor_version", "factor_key", "factor_value", "factor_unit", "kg_co2e", "data_source",
-             "data_quality")
+             "activity_quantity", "activity_unit", "factor_source", "factor_version", "factor_key", "factor_value",
+             "factor_unit", "kg_co2e", "data_source", "data_quality")
 
 
 def update_values(conn: Connection, frame: pd.DataFrame) -> int:

@@ -24,7 +24,21 @@ from ..config import Settings, TenantSettings
 from ..errors import ConfigurationError
 from ..pact import host as pact_host
 from ..tenancy import tenant_credentials, validate_slug
-from . import apikeys, factors, ingest, inventory, jobs, ledger, meters, ml, problems, reports, scenarios, suppliers
+from . import (
+    apikeys,
+    engagement,
+    factors,
+    ingest,
+    inventory,
+    jobs,
+    ledger,
+    meters,
+    ml,
+    problems,
+    reports,
+    scenarios,
+    suppliers,
+)
 from .context import ApiContext
 from .ratelimit import PLAN_RATES, RateLimiter
 from .requestlog import RequestLog, RequestLogMiddleware
@@ -33,7 +47,8 @@ log = logging.getLogger("scope3.api")
 
 #: The resource groups, one module each; their routes hang under the service's prefix.
 ROUTERS: list[APIRouter] = [inventory.router, suppliers.router, factors.router, meters.router, ingest.router,
-                            ml.router, scenarios.router, ledger.router, reports.router, jobs.router, apikeys.router]
+                            ml.router, scenarios.router, ledger.router, reports.router, jobs.router, apikeys.router,
+                            engagement.router]
 
 DESCRIPTION = """The integration API of one tenant of the Scope 3 platform.
 

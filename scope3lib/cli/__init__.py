@@ -70,9 +70,24 @@ def admin_engine(ctx: click.Context, *, migrate: bool = False) -> sa.Engine:
 
 
 # Each module adds its commands to `main`.
-from . import api, demo, factors, hub, inventory, ledger, meters, ml, pact, provisioning, report, scenarios, suppliers  # noqa: E402
+from . import (  # noqa: E402
+    api,
+    demo,
+    engage,
+    factors,
+    hub,
+    inventory,
+    ledger,
+    meters,
+    ml,
+    pact,
+    provisioning,
+    report,
+    scenarios,
+    suppliers,
+)
 
 __all__ = [
-    "admin_engine", "api", "demo", "echo_json", "factors", "hub", "inventory", "ledger", "main", "meters", "ml",
-    "pact", "provisioning", "report", "scenarios", "suppliers",
+    "admin_engine", "api", "demo", "echo_json", "engage", "factors", "hub", "inventory", "ledger", "main", "meters",
+    "ml", "pact", "provisioning", "report", "scenarios", "suppliers",
 ]

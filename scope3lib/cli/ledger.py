@@ -111,6 +111,7 @@ SELECT e.id, e.category, e.period_start, e.kg_co2e, s.name AS supplier, d.device
   LEFT JOIN devices d ON d.id = e.device_id
   LEFT JOIN LATERAL (SELECT leaf_index, event FROM ledger_leaves
                       WHERE tenant_id = e.tenant_id AND entry_id = e.id
+                        AND event IN ('create', 'correct', 'recalculate', 'delete')
                       ORDER BY leaf_index DESC LIMIT 1) l ON true
  WHERE e.tenant_id = :t
  ORDER BY e.id DESC

@@ -11,7 +11,7 @@ from fractions import Fraction
 from typing import Any
 
 #: The events a leaf records (the database refuses any other).
-EVENTS = ("create", "correct", "recalculate", "delete")
+EVENTS = ("create", "correct", "recalculate", "delete", "approve", "reject")
 
 
 

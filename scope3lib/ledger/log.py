@@ -50,6 +50,11 @@ SESSION_SETTINGS = (
     ("bytea_output", "hex"),
 )
 _MAX_LISTED = 1000  # discrepancies of one kind named individually; more are counted
+#: The events of an emission entry's changes; the log also holds decisions on supplier submissions (``approve``,
+#: ``reject``: migration 0010), whose ``entry_id`` is the submission's and which no entry is compared with.
+ENTRY_EVENTS = ("create", "correct", "recalculate", "delete")
+DECISION_EVENTS = ("approve", "reject")
+ENTRY_EVENTS_SQL = ", ".join(f"'{e}'" for e in ENTRY_EVENTS)
 
 
 class Kind(StrEnum):
@@ -392,7 +397,8 @@ def _entries_sql(expr: str) -> str:
     return f"""
 WITH cur AS (SELECT e.id, {expr} AS content FROM emission_entries e WHERE e.tenant_id = :t OFFSET 0),
      last AS (SELECT DISTINCT ON (entry_id) entry_id, leaf_index, event, entry
-                FROM ledger_leaves WHERE tenant_id = :t ORDER BY entry_id, leaf_index DESC),
+                FROM ledger_leaves WHERE tenant_id = :t AND event IN ({ENTRY_EVENTS_SQL})
+               ORDER BY entry_id, leaf_index DESC),
      cmp AS MATERIALIZED (
          SELECT entry_id, leaf_index, event, status,
                 CASE WHEN status = 'changed' THEN content END AS content,
@@ -691,6 +697,8 @@ def prove(engine: Engine, slug: str, entry_id: int, leaf_index: int | None = Non
                    "reason, recorded_at, entry) AS data FROM ledger_leaves WHERE tenant_id = :t AND entry_id = :e")
             if leaf_index is not None:
                 sql += " AND leaf_index = :i"
+            else:  # an entry's last change, not a decision on a submission of the same number
+                sql += f" AND event IN ({ENTRY_EVENTS_SQL})"
             leaf = conn.execute(sa.text(sql + " ORDER BY leaf_index DESC LIMIT 1"),
                                 {"t": tid, "e": entry_id, "i": leaf_index}).first()
             if leaf is None:
@@ -737,6 +745,7 @@ def history(engine: Engine, entry_ids: Iterable[int], slug: str | None = None) -
         tid, _ = _tenant(conn, slug)
         rows = conn.execute(sa.text(
             "SELECT entry_id, leaf_index, event, actor, reason, recorded_at, entry FROM ledger_leaves "
-            "WHERE tenant_id = :t AND entry_id = ANY(CAST(:ids AS bigint[])) ORDER BY leaf_index"),
+            f"WHERE tenant_id = :t AND entry_id = ANY(CAST(:ids AS bigint[])) AND event IN ({ENTRY_EVENTS_SQL}) "
+            "ORDER BY leaf_index"),
             {"t": tid, "ids": [int(i) for i in entry_ids]}).mappings().all()
     return [{**r, "entry": parse_canonical(r["entry"].encode())} for r in rows]

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 #: What the tenant-wide panels read (each readable by the tenant's read-only role).
 TABLES = ("emission_entries", "suppliers", "scenarios", "ledger_leaves", "ledger_heads", "ledger_checkpoints",
-          "ledger_keys", "factors", "factor_datasets", "periods")
+          "ledger_keys", "factors", "factor_datasets", "periods", "data_requests", "supplier_submissions")
 ENV = "SCOPE3_DASHBOARD_CACHE_DIR"
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from .. import db
 from ..accounting import currency
@@ -74,37 +74,49 @@ def record(engine: Engine, rows: pd.DataFrame | list[dict[str, Any]], *, source:
     """Store disclosures (rows with :data:`COLUMNS`; ``supplier`` an id, name or identifier), all or nothing, and
     re-price the open months of those suppliers' spend. A supplier's year already recorded is refused unless
     ``replace``. Returns how many were stored."""
+    with engine.begin() as conn:
+        return record_on(conn, rows, source=source, replace=replace)
+
+
+def check_rows(rows: pd.DataFrame) -> list[tuple[int, str]]:
+    """The problems of disclosure rows (columns of :data:`COLUMNS`) as ``(row index from 0, reason)``."""
+    return _check(rows.astype(object).fillna(""))[1]
+
+
+def record_on(conn: Connection, rows: pd.DataFrame | list[dict[str, Any]], *, source: str = "disclosures",
+              replace: bool = False) -> int:
+    """:func:`record` inside the caller's transaction (an approved supplier submission records its disclosure
+    with its decision, all or nothing)."""
     frame = pd.DataFrame(rows).astype(object).fillna("") if not isinstance(rows, pd.DataFrame) else rows.fillna("")
     checked, problems = _check(frame)
-    with engine.begin() as conn:
-        ids: list[int | None] = []
-        for i, r in enumerate(checked):
-            try:
-                ids.append(int(records.find(conn, r["supplier"])["id"]) if r["supplier"] else None)
-            except SupplierError as exc:
-                problems.append((i, str(exc)))
-                ids.append(None)
-        if problems:
-            raise RowsRefused(source, sorted((i + 2, w) for i, w in problems), len(checked), "disclosures")
-        sql = ("INSERT INTO supplier_disclosures (tenant_id, supplier_id, year, scope1_kg, scope2_kg, upstream_kg, "
-               "revenue, currency, verification, source_document, eeio_direct_share, recorded_by) VALUES "
-               "(tenant_of(current_user), :s, :year, :scope1_kg, :scope2_kg, :upstream_kg, :revenue, :currency, "
-               ":verification, :source_document, :eeio_direct_share, :who)")
-        if replace:
-            sql += (" ON CONFLICT (tenant_id, supplier_id, year) DO UPDATE SET scope1_kg = EXCLUDED.scope1_kg, "
-                    "scope2_kg = EXCLUDED.scope2_kg, upstream_kg = EXCLUDED.upstream_kg, revenue = EXCLUDED.revenue, "
-                    "currency = EXCLUDED.currency, verification = EXCLUDED.verification, source_document = "
-                    "EXCLUDED.source_document, eeio_direct_share = EXCLUDED.eeio_direct_share, recorded_by = "
-                    "EXCLUDED.recorded_by, created_at = now()")
+    ids: list[int | None] = []
+    for i, r in enumerate(checked):
         try:
-            conn.execute(sa.text(sql), [{"upstream_kg": None, "eeio_direct_share": None, **r, "s": s,
-                                         "who": records.actor()} for r, s in zip(checked, ids, strict=True)])
-        except sa.exc.IntegrityError as exc:
-            if "uq_supplier_disclosures_supplier_year" in str(exc.orig):
-                raise SupplierError(f"{source}: a supplier's year is recorded already; give replace=True "
-                                    "(--replace) to replace it") from None
-            raise
-        spend.reapply(conn, f"supplier disclosures from {Path(source).name}")
+            ids.append(int(records.find(conn, r["supplier"])["id"]) if r["supplier"] else None)
+        except SupplierError as exc:
+            problems.append((i, str(exc)))
+            ids.append(None)
+    if problems:
+        raise RowsRefused(source, sorted((i + 2, w) for i, w in problems), len(checked), "disclosures")
+    sql = ("INSERT INTO supplier_disclosures (tenant_id, supplier_id, year, scope1_kg, scope2_kg, upstream_kg, "
+           "revenue, currency, verification, source_document, eeio_direct_share, recorded_by) VALUES "
+           "(tenant_of(current_user), :s, :year, :scope1_kg, :scope2_kg, :upstream_kg, :revenue, :currency, "
+           ":verification, :source_document, :eeio_direct_share, :who)")
+    if replace:
+        sql += (" ON CONFLICT (tenant_id, supplier_id, year) DO UPDATE SET scope1_kg = EXCLUDED.scope1_kg, "
+                "scope2_kg = EXCLUDED.scope2_kg, upstream_kg = EXCLUDED.upstream_kg, revenue = EXCLUDED.revenue, "
+                "currency = EXCLUDED.currency, verification = EXCLUDED.verification, source_document = "
+                "EXCLUDED.source_document, eeio_direct_share = EXCLUDED.eeio_direct_share, recorded_by = "
+                "EXCLUDED.recorded_by, created_at = now()")
+    try:
+        conn.execute(sa.text(sql), [{"upstream_kg": None, "eeio_direct_share": None, **r, "s": s,
+                                     "who": records.actor()} for r, s in zip(checked, ids, strict=True)])
+    except sa.exc.IntegrityError as exc:
+        if "uq_supplier_disclosures_supplier_year" in str(exc.orig):
+            raise SupplierError(f"{source}: a supplier's year is recorded already; give replace=True "
+                                "(--replace) to replace it") from None
+        raise
+    spend.reapply(conn, f"supplier disclosures from {Path(source).name}")
     return len(checked)
 
 

@@ -30,7 +30,7 @@ from .numbers import detect_date_format, detect_decimal, parse_amounts, parse_da
 #: The fields of a spend line; at least one vendor field, amount and posting_date are needed (and currency,
 #: unless the import gives one for the whole file).
 FIELDS = ("vendor_id", "vendor_name", "amount", "currency", "posting_date", "gl_account", "cost_centre",
-          "description", "commodity_code", "vat_number", "lei", "duns")
+          "description", "commodity_code", "vat_number", "lei", "duns", "product_id", "quantity", "unit")
 REQUIRED = ("amount", "posting_date")
 
 #: Header spellings per field (lower case), SAP, Oracle, NetSuite, Dynamics and plain English; first found wins.
@@ -59,6 +59,12 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "vat_number": ("vat_number", "vat number", "vat", "vat registration no.", "vat reg. no.", "stceg", "tax id"),
     "lei": ("lei",),
     "duns": ("duns", "duns number", "d-u-n-s"),
+    # Optional: what was bought, how much and in what unit, so that a supplier's approved product footprint
+    # (scope3lib.engagement.pricing) prices the purchase by quantity instead of by spend.
+    "product_id": ("product_id", "product id", "material", "material number", "matnr", "item", "item number",
+                   "item no", "article", "article number", "sku", "gtin", "product"),
+    "quantity": ("quantity", "qty", "quantity invoiced", "invoiced quantity", "menge", "quantity received"),
+    "unit": ("unit", "uom", "unit of measure", "order unit", "base unit", "meins", "einheit"),
 }
 
 
@@ -199,9 +205,10 @@ def read_lines(raw: pd.DataFrame, mapping: Mapping, *, default_currency: str | N
     text = {f: empty if f not in mapping.columns else
             pd.Series(raw[mapping.columns[f]].to_numpy(dtype=object), dtype=object) if f in ("amount", "posting_date")
             else pd.Series(_per_distinct(raw[mapping.columns[f]], str.strip), dtype=object) for f in FIELDS}
-    lines = pd.DataFrame({f: text[f] for f in FIELDS if f not in ("amount", "posting_date")})
+    lines = pd.DataFrame({f: text[f] for f in FIELDS if f not in ("amount", "posting_date", "quantity")})
     lines.insert(0, "line_no", np.arange(2, n + 2, dtype=np.int64))
     lines["amount"] = parse_amounts(text["amount"], mapping.decimal)
+    lines["quantity"] = parse_amounts(text["quantity"], mapping.decimal)
     lines["currency"] = _per_distinct(text["currency"], lambda c: c.upper() or (default_currency or "").upper())
     lines["posting_date"] = parse_dates(text["posting_date"], mapping.date_format).to_numpy()
     lines["vendor_key"] = vendor_keys(text["vendor_id"], text["vendor_name"])
@@ -244,6 +251,13 @@ def _problems(lines: pd.DataFrame, text: dict[str, pd.Series], mapping: Mapping)
         "be priced" for c, y in zip(cur[w], years[w], strict=True)])
     refuse(~np.isfinite(cpi) & np.isfinite(years), lambda w: [
         f"no US price index (CPI-U) for {int(y)} in the cited table; the line cannot be priced" for y in years[w]])
+    quantity = lines["quantity"].to_numpy()
+    quantity_text = text["quantity"].to_numpy(dtype=object)
+    given = quantity_text != ""
+    refuse(given & ~np.isfinite(quantity), lambda w: [
+        f"quantity {q!r} is not a number (decimal mark {mapping.decimal!r})" for q in quantity_text[w]])
+    refuse(given & np.isfinite(quantity) & (text["unit"].to_numpy(dtype=object) == ""),
+           "a quantity without its unit (kg, l, pcs, kWh, t*km ...): give the unit column")
     for f, check in (("vat_number", ids.vat_number), ("lei", ids.lei), ("duns", ids.duns)):
         if f in mapping.columns:
             bad = _bad_identifiers(text[f], check)

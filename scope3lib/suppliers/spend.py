@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from .. import db
 from ..accounting import currency, entries
 from ..accounting.periods import closed_periods, pg_message, tenant_of
+from ..engagement import pricing as pcf_pricing
 from ..errors import ExtractError, RowsRefused, Scope3Error
 from ..factors import lookup
 from ..sheets import read_sheet
@@ -202,7 +203,7 @@ _LINE_COLUMNS = {
     "vendor_key": "text",
     "supplier_id": "bigint", "amount": "numeric", "currency": "text", "posting_date": "date", "gl_account": "text",
     "cost_centre": "text", "description": "text", "commodity_code": "text", "category": "smallint",
-    "naics_code": "text", "classified_by": "text",
+    "naics_code": "text", "classified_by": "text", "product_id": "text", "quantity": "float8", "unit": "text",
 }
 
 
@@ -213,7 +214,7 @@ def _insert_lines(conn: Connection, import_id: int, lines: pd.DataFrame) -> None
         category=lines["category"].where(lines["category"] > 0).astype("Int64"),
         amount=lines["amount"].round(2), posting_date=pd.to_datetime(lines["posting_date"]).dt.date)
     for f in ("vendor_id", "vendor_name", "gl_account", "cost_centre", "description", "commodity_code",
-              "naics_code", "classified_by"):
+              "naics_code", "classified_by", "product_id", "unit"):
         frame[f] = frame[f].astype(object).where(frame[f].astype(str) != "", None)
     cols = list(_LINE_COLUMNS)
     unnest = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in _LINE_COLUMNS.items())
@@ -233,13 +234,21 @@ def _text(values: pd.Series) -> pd.Series:
     return values.astype(object).where(values.notna(), "").astype(str)
 
 
+def approved_footprints(conn: Connection) -> list[Any]:
+    """The footprints of approved PCF submissions (submission_id, supplier_id, footprint), oldest approval first."""
+    return list(conn.execute(sa.text(
+        "SELECT s.id AS submission_id, s.supplier_id, f.footprint FROM supplier_submissions s, "
+        "jsonb_array_elements(s.payload -> 'footprints') AS f(footprint) WHERE s.status = 'approved' "
+        "AND s.kind = 'pcf' ORDER BY s.decided_at, s.id")).all())
+
+
 def _disclosures(conn: Connection) -> pd.DataFrame:
     return db.read_frame(conn, "SELECT supplier_id, year, scope1_kg, scope2_kg, upstream_kg, revenue, currency, "
                                "eeio_direct_share FROM supplier_disclosures")
 
 
 _GROUPED = ["import_id", "line_no", "vendor_key", "vendor_name", "supplier_id", "amount", "currency", "posting_date",
-            "category", "naics_code", "group_id"]
+            "category", "naics_code", "product_id", "quantity", "unit", "group_id"]
 
 
 def rebuild(conn: Connection, months: Sequence[dt.date], new_lines: pd.DataFrame | None = None
@@ -254,22 +263,30 @@ def rebuild(conn: Connection, months: Sequence[dt.date], new_lines: pd.DataFrame
     mp = {"m": list(months)}
     stored = db.read_frame(conn, "SELECT import_id, line_no, vendor_key, vendor_name, coalesce(supplier_id, -1) AS "
                                  "supplier_id, amount, currency, posting_date, coalesce(category, 0) AS category, "
-                                 "coalesce(naics_code, '') AS naics_code, group_id FROM spend_lines WHERE active AND "
-                                 "date_trunc('month', posting_date)::date = ANY(CAST(:m AS date[]))", mp)
+                                 "coalesce(naics_code, '') AS naics_code, product_id, quantity, unit, group_id FROM "
+                                 "spend_lines WHERE active AND date_trunc('month', posting_date)::date = "
+                                 "ANY(CAST(:m AS date[]))", mp)
     stored["posting_date"] = pd.to_datetime(stored["posting_date"])
     stored["amount"] = stored["amount"].astype(float)
-    stored["vendor_name"] = _text(stored["vendor_name"])
+    stored["quantity"] = pd.to_numeric(stored["quantity"], errors="coerce").astype("float64")
+    for c in ("vendor_name", "product_id", "unit"):
+        stored[c] = _text(stored[c])
     lines = stored
     if new_lines is not None:
         fresh = new_lines.assign(import_id=-1, group_id=np.nan)[_GROUPED]
         lines = pd.concat([stored[_GROUPED], fresh], ignore_index=True) if len(stored) else fresh
-    groups, line_group = group_lines(lines.reset_index(drop=True))
+    lines = lines.reset_index(drop=True)
+    # Purchases of a product with an approved footprint are priced by it; the rest by spend, as grouped here.
+    by_pcf, pcf_key = pcf_pricing.price_lines(lines, pcf_pricing.read_approved(approved_footprints(conn)))
+    priced_by_pcf = np.array([k is not None for k in pcf_key], dtype=bool)
+    groups, line_group = group_lines(lines.assign(category=np.where(priced_by_pcf, 0, lines["category"])))
     old = db.read_frame(conn, "SELECT g.id, g.group_key, g.entry_id, e.factor_version FROM spend_groups g "
                               "LEFT JOIN emission_entries e ON e.id = g.entry_id WHERE g.month = ANY(CAST(:m AS "
                               "date[]))", mp)
     pinned = _text(groups["group_key"].map(dict(zip(old["group_key"], _text(old["factor_version"]), strict=True))))
     priced = price(groups, lookup.factor_table(conn), _disclosures(conn),
                    pinned.to_numpy(dtype=object)[groups["spend"].to_numpy() > 0])
+    priced = pd.concat([priced.assign(activity_quantity=np.nan, activity_unit=None), by_pcf], ignore_index=True)
     bad = priced[priced["error"] != ""]
     if len(bad):
         raise Scope3Error("spend groups that cannot be priced: " + "; ".join(
@@ -280,6 +297,7 @@ def rebuild(conn: Connection, months: Sequence[dt.date], new_lines: pd.DataFrame
     key_of_line = np.asarray(groups["group_key"].to_numpy(dtype=object)[np.clip(line_group, 0, None)]
                              if len(groups) else np.full(len(lines), None), dtype=object)
     key_of_line[line_group < 0] = None
+    key_of_line[priced_by_pcf] = np.asarray(pcf_key, dtype=object)[priced_by_pcf]
     linked = pd.Series(key_of_line, dtype=object).map(gid).to_numpy(dtype="float64")
     _link_lines(conn, stored, linked[:len(stored)])
     if new_lines is not None:
@@ -288,8 +306,9 @@ def rebuild(conn: Connection, months: Sequence[dt.date], new_lines: pd.DataFrame
 
 
 _ENTRY_COLUMNS = ("category", "period_start", "period_end", "method", "supplier_id", "description", "spend",
-                  "spend_currency", "spend_year", "factor_source", "factor_version", "factor_key", "factor_value",
-                  "factor_unit", "kg_co2e", "data_source", "data_quality")
+                  "spend_currency", "spend_year", "activity_quantity", "activity_unit", "factor_source",
+                  "factor_version", "factor_key", "factor_value", "factor_unit", "kg_co2e", "data_source",
+                  "data_quality")
 
 
 def _write_groups(conn: Connection, priced: pd.DataFrame, old: pd.DataFrame) -> tuple[int, int, int]:

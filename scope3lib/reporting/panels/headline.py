@@ -6,15 +6,16 @@ import html
 
 import pandas as pd
 
+from ...accounting.quality import is_primary
 from . import Panel, PanelContext, register
-
-PRIMARY_SOURCES = ("manual", "iot")  # supplier-reported or metered, as opposed to imports of spend and ML
 
 
 def kpis(entries: pd.DataFrame) -> dict[str, float]:
     """Headline figures of a selection of entries (t CO2e, shares in 0-1)."""
     total = float(entries["kg_co2e"].sum())
-    primary = float(entries.loc[entries["data_source"].isin(PRIMARY_SOURCES), "kg_co2e"].sum())
+    # Primary data as the inventory table counts it (ESRS E1 AR 46(g)): supplier-specific, hybrid or metered,
+    # whichever way the entry came in (an approved footprint prices imported purchases, for one).
+    primary = float(entries.loc[is_primary(entries["method"], entries["data_source"]), "kg_co2e"].sum())
     estimated = float(entries.loc[entries["data_source"] == "ml", "kg_co2e"].sum())
     spend = entries["spend"].fillna(0) if "spend" in entries else pd.Series(dtype=float)
     supplier_spend = spend[entries["method"] == "supplier_specific"].sum() if len(spend) else 0.0
