@@ -170,7 +170,8 @@ class RowsRefused(Scope3Error):
     """A file (suppliers, an ERP extract, disclosures) with bad lines; nothing was written. ``problems`` is
     ``[(line, reason), ...]`` with the file's own line numbers (the header is line 1)."""
 
-    def __init__(self, source: str, problems: list[tuple[int, str]], total: int, what: str = "rows") -> None:
+    def __init__(self, source: str, problems: list[tuple[int, str]], total: int, what: str = "rows",
+                 fields: list[str] | None = None) -> None:
         shown = problems[:200]
         lines = "\n".join(f"  line {line}: {reason}" for line, reason in shown)
         more = f"\n  ... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
@@ -179,10 +180,17 @@ class RowsRefused(Scope3Error):
             f"the file again):\n{lines}{more}"
         )
         self.source, self.problems, self.total = source, problems, total
+        #: The field at fault of each problem, in the same order, when the reader knows it (an API names it).
+        self.fields = fields
 
 
 class SupplierError(Scope3Error):
-    """A supplier record that cannot be created, changed, merged or archived as asked; the message says why."""
+    """A supplier record that cannot be created, changed, merged or archived as asked; the message says why.
+    ``fields`` lists ``(field, reason)`` for each field at fault, when the refusal is about fields."""
+
+    def __init__(self, message: str, fields: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or []
 
 
 class DuplicateSupplier(SupplierError):

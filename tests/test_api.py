@@ -162,24 +162,71 @@ def test_suppliers_crud_and_bulk_all_or_nothing(tenants: tuple[TenantFixture, Te
     a, _ = tenants
     api_a, _ = servers
     with _client(api_a, _key(a, "write")) as c:
-        made = c.post("/suppliers", json={"name": "Api Steel", "naics_code": "331110", "country": "US"})
+        made = c.post("/suppliers", json={"name": "Api Steel", "naics_code": "331110", "country": "US",
+                                          "lei": "5493001KJTIIGC8Y1R12", "annual_spend": 1250.5,
+                                          "spend_currency": "EUR", "spend_year": 2025})
         assert made.status_code == 201, made.text
+        assert made.json()["lei"] == "5493001KJTIIGC8Y1R12" and made.json()["annual_spend"] == 1250.5
         sid = made.json()["id"]
-        assert c.post("/suppliers", json={"name": "Api Steel"}).status_code == 409
+        dup = c.post("/suppliers", json={"name": "API STEEL Inc."})  # the same normalised name
+        assert dup.status_code == 409 and dup.json()["errors"][0]["field"] == "body.name", dup.text
+        dup = c.post("/suppliers", json={"name": "Other Steel", "lei": "5493001KJTIIGC8Y1R12"})
+        assert dup.status_code == 409 and dup.json()["errors"][0]["field"] == "body.lei", dup.text
         assert c.patch(f"/suppliers/{sid}", json={"country": "DE"}).json()["country"] == "DE"
+        assert c.patch(f"/suppliers/{2**62}", json={"country": "DE"}).status_code == 404
         bad = c.post("/suppliers", json={"name": "Bad", "country": "Germany"})
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.country"
+        for field, value in (("country", "XX"), ("naics_code", "999999"), ("lei", "5493001KJTIIGC8Y1R13"),
+                             ("spend_currency", "ZZZ")):
+            bad = c.post("/suppliers", json={"name": "Bad", field: value})
+            assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == f"body.{field}", bad.text
         r = c.post("/suppliers/bulk", json={"suppliers": [{"name": "Bulk One"}, {"name": "Bulk One"}]})
-        assert r.status_code == 422
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body.suppliers[1].name", r.text
+        r = c.post("/suppliers/bulk", json={"suppliers": [{"name": "Bulk Two"}, {"name": "Bulk Three",
+                                                                                  "duns": "12"}]})
+        assert r.status_code == 422 and r.json()["errors"] == [
+            {"field": "body.suppliers[1].duns", "message": "DUNS number '12' is not nine digits"}]
+        assert c.get("/suppliers", params={"name": "bulk two"}).json()["items"] == []  # all or nothing
         both = [{"name": "Bulk One"}, {"name": "Api Steel", "country": "FR"}]
         r = c.post("/suppliers/bulk", json={"suppliers": both})
-        assert r.json() == {"created": 1, "updated": 1}
+        assert r.json() == {"created": 1, "updated": 1, "unchanged": 0}
         assert c.get(f"/suppliers/{sid}").json()["country"] == "FR"
         assert c.get("/suppliers", params={"name": "bulk"}).json()["items"][0]["name"] == "Bulk One"
-        assert c.delete(f"/suppliers/{sid}").status_code == 204
-        assert c.get(f"/suppliers/{sid}").status_code == 404
+        # DELETE archives: entries and history keep the record.
         in_use = a.supplier_ids[next(iter(a.supplier_ids))]
+        assert c.delete(f"/suppliers/{in_use}", params={"reason": "no longer a supplier"}).status_code == 204
+        assert c.get(f"/suppliers/{in_use}").json()["archived_at"] is not None
         assert c.delete(f"/suppliers/{in_use}").status_code == 409
+        assert in_use not in [s["id"] for s in c.get("/suppliers", params={"limit": 1000}).json()["items"]]
+        archived = c.get("/suppliers", params={"archived": "true", "limit": 1000}).json()["items"]
+        assert in_use in [s["id"] for s in archived]
+        assert c.post(f"/suppliers/{in_use}/restore").json()["archived_at"] is None
+
+
+def test_supplier_merge_and_history_name_the_caller(tenants: tuple[TenantFixture, TenantFixture],
+                                                    servers: tuple[ApiServer, ApiServer]) -> None:
+    a, _ = tenants
+    api_a, _ = servers
+    issued = keys.create_key(a.admin, a.slug, f"merger-{time.monotonic_ns()}", "write")
+    with _client(api_a, issued.key) as c:
+        keep = c.post("/suppliers", json={"name": "Merge Keep"}).json()["id"]
+        other = c.post("/suppliers", json={"name": "Merge Other", "duns": "150483782", "country": "GB"}).json()["id"]
+        assert c.post(f"/suppliers/{keep}/merge", json={"other": 2**62, "reason": "x"}).json()["errors"][0][
+            "field"] == "body.other"
+        r = c.post(f"/suppliers/{keep}/merge", json={"other": other, "reason": "one company"})
+        assert r.status_code == 200, r.text
+        assert r.json()["duns"] == "150483782" and r.json()["country"] == "GB"
+        assert c.get(f"/suppliers/{other}").json()["merged_into"] == keep
+        assert c.post(f"/suppliers/{keep}/merge", json={"other": other, "reason": "again"}).status_code == 409
+        history = c.get(f"/suppliers/{keep}/history").json()["items"]
+        assert [h["action"] for h in history] == ["create", "update"]
+        assert {h["actor"] for h in history} == {f"key:{issued.prefix}"}
+        assert history[1]["changes"]["duns"] == [None, "150483782"]
+        assert "one company" in history[1]["reason"]
+        assert c.get(f"/suppliers/{2**62}/history").status_code == 404
+    with a.engine.connect() as conn:  # what the trigger wrote, read directly
+        actors = set(conn.scalars(sa.text("SELECT actor FROM supplier_changes WHERE supplier_id = :s"), {"s": other}))
+    assert actors == {f"key:{issued.prefix}"}
 
 
 def test_http_ingest_shares_the_mqtt_path(tenants: tuple[TenantFixture, TenantFixture],

@@ -64,6 +64,8 @@ def test_hub_tokens_carry_their_roles_scopes_and_stay_in_their_tenant(
                          timeout=30).status_code == 403
     made = requests.post(url, json={"name": "By analyst"}, headers={"Authorization": f"token {analyst}"}, timeout=30)
     assert made.status_code == 201, made.text
+    history = _get(hub_a, f"/suppliers/{made.json()['id']}/history", analyst).json()["items"]
+    assert [h["actor"] for h in history] == ["user:api-a-ana"]  # the hub user is who made the record
     # Tenant A's hub token on tenant B's hub: unknown there, never data.
     for path in ("/emission-entries", "/suppliers", "/inventory/summary", f"/emission-entries/{b.entry_ids[0]}"):
         r = _get(hub_b, path, analyst)

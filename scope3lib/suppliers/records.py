@@ -20,6 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,9 +62,25 @@ _LIST_COLUMNS = ("id, name, country, region, naics_code, annual_spend, spend_cur
                  "vat_number, contact_email, archived_at, merged_into, created_at, updated_at")
 
 
+# A service acting for its callers (the REST API) names each one here; a context variable, so concurrent
+# requests in other threads or tasks keep their own caller.
+_acting: ContextVar[str | None] = ContextVar("scope3_supplier_actor", default=None)
+
+
 def actor() -> str:
-    """Who is making a change: the JupyterHub user of a notebook, else the operating-system user."""
-    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+    """Who is making a change: the caller named by :func:`acting_as`, else the JupyterHub user of a notebook,
+    else the operating-system user."""
+    return _acting.get() or os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+
+
+@contextmanager
+def acting_as(name: str) -> Iterator[None]:
+    """Record changes made inside the block as made by ``name`` (the REST API's key or hub user)."""
+    token = _acting.set(name)
+    try:
+        yield
+    finally:
+        _acting.reset(token)
 
 
 def set_actor(conn: Connection, action: str | None = None, reason: str | None = None) -> None:
@@ -125,10 +144,13 @@ def _check_value(field: str, raw: str, ref: Reference) -> Any:
     return checker(raw)
 
 
-def _check_rows(raw: pd.DataFrame, ref: Reference) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
-    """Each row's fields checked (given ones only; blanks are None) and the problems as (row position, reason)."""
+Problem = tuple[int, str, str]  # (row position, field, reason)
+
+
+def _check_rows(raw: pd.DataFrame, ref: Reference) -> tuple[pd.DataFrame, list[Problem]]:
+    """Each row's fields checked (given ones only; blanks are None) and the problems as (row, field, reason)."""
     out: dict[str, list[Any]] = {f: [] for f in raw.columns}
-    problems: list[tuple[int, str]] = []
+    problems: list[Problem] = []
     spend = None
     if "annual_spend" in raw:
         spend = parse_amounts(raw["annual_spend"], detect_decimal(raw["annual_spend"]))
@@ -138,25 +160,25 @@ def _check_rows(raw: pd.DataFrame, ref: Reference) -> tuple[pd.DataFrame, list[t
             if field == "annual_spend":
                 v: Any = None if text == "" else spend[i] if spend is not None else None
                 if text and (v is None or not np.isfinite(v) or v < 0):
-                    problems.append((i, f"annual_spend {text!r} is not an amount of zero or more"))
+                    problems.append((i, field, f"annual_spend {text!r} is not an amount of zero or more"))
                 out[field].append(v if text and v is not None and np.isfinite(v) and v >= 0 else None)
                 continue
             if text == "" or field == "vendor_id":
                 out[field].append(text or None)
                 if field == "name" and not text:
-                    problems.append((i, "name is required"))
+                    problems.append((i, field, "name is required"))
                 continue
             try:
                 out[field].append(_check_value(field, text, ref))
             except ValueError as exc:
-                problems.append((i, str(exc)))
+                problems.append((i, field, str(exc)))
                 out[field].append(None)
     frame = pd.DataFrame(out, columns=list(raw.columns))
     if "annual_spend" in frame:
         has_spend = frame["annual_spend"].notna().to_numpy()
         for f, what in (("spend_currency", "its currency"), ("spend_year", "its year")):
             missing = ~frame[f].notna().to_numpy() if f in frame else np.ones(len(frame), bool)
-            problems += [(int(i), f"annual_spend needs {what} ({f})") for i in np.flatnonzero(has_spend & missing)]
+            problems += [(int(i), f, f"annual_spend needs {what} ({f})") for i in np.flatnonzero(has_spend & missing)]
     return frame, problems
 
 
@@ -182,7 +204,14 @@ def duplicates(bind: Engine | Connection) -> pd.DataFrame:
 
 
 def find(conn: Connection, ref: str | int) -> dict[str, Any]:
-    """One record by id, exact name, identifier or normalised name; refused when none or several match."""
+    """One record by id (an int: by id only; text: id, exact name, identifier or normalised name); refused when
+    none or several match."""
+    if isinstance(ref, int):  # an id is an id: never a name or identifier that happens to be digits
+        found = conn.execute(sa.text(f"SELECT {_LIST_COLUMNS} FROM suppliers WHERE id = :i"),
+                             {"i": ref}).mappings().first()
+        if found is None:
+            raise UnknownSupplier(f"no supplier with id {ref}")
+        return dict(found)
     text = str(ref).strip()
     rows = conn.execute(sa.text(f"SELECT {_LIST_COLUMNS} FROM suppliers WHERE (CAST(:i AS bigint) IS NOT NULL "
                                 "AND id = :i) OR name = :n OR lei = :n OR duns = :n OR vat_number = :n"),
@@ -252,20 +281,21 @@ def show(bind: Engine, ref: str | int) -> dict[str, Any]:
 # --- writing -------------------------------------------------------------------------------------------
 
 
-def _conflicts(conn: Connection, values: dict[str, Any], exclude: int | None = None) -> str | None:
-    """Why ``values`` would duplicate another live record (an identifier, or the normalised name), else None."""
+def _conflicts(conn: Connection, values: dict[str, Any], exclude: int | None = None) -> tuple[str, str] | None:
+    """The field and why ``values`` would duplicate another live record (an identifier, or the normalised name),
+    else None."""
     for field in IDENTIFIERS:
         if values.get(field):
             other = conn.execute(sa.text(f"SELECT id, name FROM suppliers WHERE {field} = :v AND id <> :x"),
                                  {"v": values[field], "x": exclude or -1}).first()
             if other is not None:
-                return f"{field} {values[field]} is already supplier {other.id} ({other.name})"
+                return field, f"{field} {values[field]} is already supplier {other.id} ({other.name})"
     if values.get("name"):
         key = ids.name_key(values["name"])
         for other in conn.execute(sa.text("SELECT id, name FROM suppliers WHERE merged_into IS NULL AND id <> :x"),
                                   {"x": exclude or -1}):
             if ids.name_key(other.name) == key:
-                return f"name {values['name']!r} is the same company as supplier {other.id} ({other.name})"
+                return "name", f"name {values['name']!r} is the same company as supplier {other.id} ({other.name})"
     return None
 
 
@@ -293,7 +323,7 @@ def _check_one(fields: dict[str, Any], ref: Reference) -> dict[str, Any]:
         raise InvalidArgument(f"not fields of a supplier: {', '.join(unknown)}; fields: {', '.join(FIELDS)}")
     frame, problems = _check_rows(raw, ref)
     if problems:
-        raise SupplierError("; ".join(p for _, p in problems))
+        raise SupplierError("; ".join(p for _, _, p in problems), [(f, p) for _, f, p in problems])
     row = frame.iloc[0].to_dict()
     return {str(k): (None if v is None or (isinstance(v, float) and np.isnan(v)) else v) for k, v in row.items()}
 
@@ -307,12 +337,12 @@ def create(engine: Engine, *, reason: str | None = None, **fields: Any) -> int:
     ref = Reference.read(engine)
     values = _check_one(fields, ref)
     if not values.get("name"):
-        raise InvalidArgument("a supplier needs a name")
+        raise SupplierError("a supplier needs a name", [("name", "a supplier needs a name")])
     with engine.begin() as conn:
         set_actor(conn, "create", reason)
-        why = _conflicts(conn, values)
-        if why:
-            raise DuplicateSupplier(f"not added: {why}")
+        clash = _conflicts(conn, values)
+        if clash:
+            raise DuplicateSupplier(f"not added: {clash[1]}", [clash])
         check_limit(conn, _slug(conn), "suppliers",
                     "SELECT count(*) FROM suppliers WHERE tenant_id = :t AND archived_at IS NULL")
         return _insert(conn, tenant_of(conn), [values])[0]
@@ -328,9 +358,9 @@ def update(engine: Engine, ref: str | int, *, reason: str | None = None, **field
         record = find(conn, ref)
         if record["merged_into"] is not None:
             raise SupplierError(f"supplier {record['id']} was merged into {record['merged_into']}; change that one")
-        why = _conflicts(conn, values, exclude=record["id"])
-        if why:
-            raise DuplicateSupplier(f"not changed: {why}")
+        clash = _conflicts(conn, values, exclude=record["id"])
+        if clash:
+            raise DuplicateSupplier(f"not changed: {clash[1]}", [clash])
         set_actor(conn, "update", reason)
         _update(conn, record["id"], values)
         return find(conn, record["id"])
@@ -461,12 +491,12 @@ def _existing(conn: Connection) -> pd.DataFrame:
     return df
 
 
-def _pair_rows(frame: pd.DataFrame, existing: pd.DataFrame) -> tuple[np.ndarray, list[tuple[int, str]]]:
+def _pair_rows(frame: pd.DataFrame, existing: pd.DataFrame) -> tuple[np.ndarray, list[Problem]]:
     """The existing record each row is (by identifier, then normalised name; -1 new) and rows that name the same
     company as an earlier row of the file."""
     n = len(frame)
     match = np.full(n, -1, dtype=np.int64)
-    problems: list[tuple[int, str]] = []
+    problems: list[Problem] = []
     seen: dict[tuple[str, str], int] = {}
     keys = ids.name_keys(frame["name"])
     by = {f: dict(zip(existing[f].dropna(), existing.loc[existing[f].notna(), "id"], strict=True))
@@ -477,13 +507,14 @@ def _pair_rows(frame: pd.DataFrame, existing: pd.DataFrame) -> tuple[np.ndarray,
                    and frame.at[i, f]]
         for f, v in [*row_ids, ("name", keys[i])]:
             if (f, v) in seen:
-                problems.append((i, f"same company as line {seen[(f, v)] + 2} ({f} {v})"))
+                problems.append((i, f, f"same company as line {seen[(f, v)] + 2} ({f} {v})"))
                 break
         for f, v in [*row_ids, ("name", keys[i])]:
             seen.setdefault((f, v), i)
         hits = {int(by[f][v]) for f, v in row_ids if v in by[f]}
         if len(hits) > 1:
-            problems.append((i, f"its identifiers name different suppliers ({', '.join(map(str, sorted(hits)))})"))
+            problems.append((i, row_ids[0][0], "its identifiers name different suppliers "
+                             f"({', '.join(map(str, sorted(hits)))})"))
         elif hits:
             match[i] = hits.pop()
         elif keys[i] in by_key:
@@ -510,9 +541,10 @@ def import_suppliers(engine: Engine, rows: pd.DataFrame | str | Path, *, source:
         set_actor(conn, None, reason or f"imported from {Path(source).name}")
         existing = _existing(conn)
         match, dupes = _pair_rows(frame, existing)
-        bad = sorted({(i + 2, r) for i, r in problems + dupes})
+        bad = sorted({(i + 2, r, f) for i, f, r in problems + dupes})
         if bad:
-            raise RowsRefused(source, bad, len(frame), "suppliers")
+            raise RowsRefused(source, [(line, r) for line, r, _ in bad], len(frame), "suppliers",
+                              fields=[f for _, _, f in bad])
         created, updated = _write_import(conn, frame, match, existing)
         if created:
             check_limit(conn, _slug(conn), "suppliers",
