@@ -150,7 +150,8 @@ def requests(engine: Engine, status: str | None = None) -> pd.DataFrame:
     where = "WHERE r.status = :st" if status else ""
     return db.read_frame(engine, f"""
         SELECT r.id, s.name AS supplier, r.kind, array_to_string(r.product_ids, ', ') AS products, r.year, r.channel,
-               r.due_date, r.status, r.reminders, r.last_reminded_at, r.created_by, r.created_at,
+               r.due_date, r.status, r.rejected_reason, r.pact_event_id, r.reminders, r.last_reminded_at,
+               r.created_by, r.created_at,
                count(b.id) FILTER (WHERE b.status = 'pending') AS pending,
                count(b.id) FILTER (WHERE b.status = 'approved') AS approved,
                count(b.id) FILTER (WHERE b.status = 'rejected') AS rejected
@@ -171,8 +172,9 @@ def remind(engine: Engine, request_id: int | None = None, *, url: str | None = N
         where = "r.id = :r" if request_id is not None else "r.status IN ('overdue', 'rejected')"
         rows = conn.execute(sa.text(
             "SELECT r.id, r.kind, r.product_ids, r.year, r.due_date, r.channel, r.reminders, r.status, s.name, "
-            "s.contact_email, (SELECT b.reason FROM supplier_submissions b WHERE b.request_id = r.id AND "
-            f"b.status = 'rejected' ORDER BY b.id DESC LIMIT 1) AS rejected FROM data_requests r JOIN suppliers s "
+            "s.contact_email, COALESCE(r.rejected_reason, (SELECT b.reason FROM supplier_submissions b WHERE "
+            "b.request_id = r.id AND "
+            f"b.status = 'rejected' ORDER BY b.id DESC LIMIT 1)) AS rejected FROM data_requests r JOIN suppliers s "
             f"ON s.id = r.supplier_id WHERE {where} ORDER BY r.id FOR UPDATE OF r"), {"r": request_id}).all()
         if request_id is not None and not rows:
             raise EngagementError(f"no data request {request_id} in this tenant (see `scope3 engage list SLUG`)")
