@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from uuid import uuid4
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -57,6 +58,13 @@ def events_url(url: str | None = None, settings: Settings | None = None) -> str:
     return ours
 
 
+def pact_product_id(product_id: str) -> str:
+    """A product id as a PACT ``productId`` (a URN): a bare GTIN, as purchase extracts carry it, becomes
+    ``urn:gtin:...`` (the partner's footprints name it so); anything else is sent as given."""
+    text = product_id.strip()
+    return f"urn:gtin:{text}" if text.isdigit() and len(text) in (8, 12, 13, 14) else text
+
+
 def _open(conn: Connection, request_id: int | None) -> list[Any]:
     """The PACT requests to send: the one asked for (unless answered), else every open one not yet sent."""
     if request_id is not None:
@@ -88,17 +96,26 @@ def send(engine: Engine, slug: str, request_id: int | None = None, *, url: str |
         rows = _open(conn, request_id)
     out = []
     for row in rows:
+        event_id = str(uuid4())
+        # The event's id is on the request before the event leaves: the partner may answer at once.
+        with engine.begin() as conn:
+            was = conn.execute(sa.text("SELECT status AS st, pact_event_id AS pe, rejected_reason AS why FROM "
+                                       "data_requests WHERE id = :r FOR UPDATE"), {"r": row.id}).one()
+            conn.execute(sa.text("UPDATE data_requests SET pact_event_id = :e, rejected_reason = NULL, status = CASE "
+                                 "WHEN status = 'rejected' THEN 'sent' ELSE status END WHERE id = :r"),
+                         {"e": event_id, "r": row.id})
         try:
             partner = Recipient.for_client(engine, slug, str(row.client_id), **options)
-            event_id = partner.request(FootprintFilter(productId=tuple(row.product_ids)), ours,
-                                       comment=f"data request {row.id}, due {row.due_date:%Y-%m-%d}")
+            wanted = FootprintFilter(productId=tuple(pact_product_id(p) for p in row.product_ids))
+            partner.request(wanted, ours, comment=f"data request {row.id}, due {row.due_date:%Y-%m-%d}",
+                            event_id=event_id)
         except Scope3Error as failed:
+            with engine.begin() as conn:  # not sent: the request is as it was
+                conn.execute(sa.text("UPDATE data_requests SET pact_event_id = :pe, rejected_reason = :why, "
+                                     "status = :st WHERE id = :r AND pact_event_id = :e"),
+                             {**was._asdict(), "e": event_id, "r": row.id})
             out.append(Delivery(int(row.id), str(row.client_id), error=str(failed)))
             continue
-        with engine.begin() as conn:
-            conn.execute(sa.text("UPDATE data_requests SET pact_event_id = :e, status = CASE WHEN status = 'rejected' "
-                                 "THEN 'sent' ELSE status END, rejected_reason = NULL WHERE id = :r"),
-                         {"e": event_id, "r": row.id})
         out.append(Delivery(int(row.id), str(row.client_id), event_id))
     return out
 

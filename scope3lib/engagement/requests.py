@@ -196,10 +196,12 @@ def remind(engine: Engine, request_id: int | None = None, *, url: str | None = N
 
 
 def pact_requests(bind: Engine | Connection) -> pd.DataFrame:
-    """The open requests of the PACT channel with their partner's host: what the PACT recipient sends as
-    ``RequestCreated`` events (one per product id)."""
-    return db.read_frame(bind, "SELECT r.id, r.supplier_id, r.product_ids, r.due_date, r.status, c.name AS partner, "
-                               "c.partner_url FROM data_requests r JOIN pact_clients c ON c.id = r.pact_client_id "
+    """The open requests of the PACT channel with their partner's host and the ``RequestCreated`` event they were
+    sent as (``pact_event_id``, None until :func:`scope3lib.engagement.pact.send` delivered it; one event per
+    request, its products as the ``productId`` criterion)."""
+    return db.read_frame(bind, "SELECT r.id, r.supplier_id, r.product_ids, r.due_date, r.status, r.pact_event_id, "
+                               "c.name AS partner, c.client_id, c.partner_url FROM data_requests r JOIN pact_clients c "
+                               "ON c.id = r.pact_client_id "
                                "WHERE r.channel = 'pact' AND r.status IN ('sent', 'overdue') ORDER BY r.id")
 
 
