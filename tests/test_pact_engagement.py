@@ -209,6 +209,12 @@ def test_a_rejection_marks_the_request_and_answers_to_requests_never_sent_change
     assert again["event_id"] and again["event_id"] != sent["pact_event_id"] and again["error"] is None
     wait_until(rejected, 60, "B's second rejection")  # B still has none: rejected again, with the new event
     assert _listed(a, sent["request_id"])["pact_event_id"] == again["event_id"]
+    # A reminder of a PACT request is the request sent once more.
+    r = _cli(linked.cli, "engage", "remind", a.slug, str(sent["request_id"]), "--url",
+             linked.host_a.base.removesuffix("/pact"))
+    assert "reminder (1)" in r.output and f"request {sent['request_id']} sent to PACT partner" in r.output
+    third = wait_until(rejected, 60, "B's third rejection")
+    assert third["pact_event_id"] not in (sent["pact_event_id"], again["event_id"]) and third["reminders"] == 1
 
 
 def test_a_partner_that_cannot_be_reached_leaves_the_request_open_and_unsent(

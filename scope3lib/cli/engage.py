@@ -117,11 +117,17 @@ def list_cmd(ctx: click.Context, slug: str, status: str | None, as_json: bool) -
 @click.pass_context
 def remind_cmd(ctx: click.Context, slug: str, request_id: int | None, url: str | None, as_json: bool) -> None:
     """Remind the supplier of REQUEST_ID, or of every overdue or rejected request: a new link each (the old one
-    stops working) and the message to send."""
-    sent = requests.remind(_tenant_engine(ctx, slug), request_id, url=url)
+    stops working) and the message to send; a PACT request is sent to the supplier's host again."""
+    engine = _tenant_engine(ctx, slug)
+    sent = requests.remind(engine, request_id, url=url)
     if not sent and not as_json:
         click.echo("no overdue or rejected request to remind")
     _show_sent(sent, as_json)
+    # A PACT request is reminded by sending it again: a new RequestCreated event to the supplier's host.
+    for s in sent:
+        if s.channel == "pact":
+            for d in engagement_pact.send(engine, slug, s.request_id, url=url):
+                click.echo(d.sentence(), err=as_json)
 
 
 @engage_group.command("template")
