@@ -193,6 +193,12 @@ def test_a_rejection_marks_the_request_and_answers_to_requests_never_sent_change
         with linked.host_a.client(_token(linked, who["client_id"], who["client_secret"])) as c:
             got = c.post("/3/events", content=json.dumps(answer), headers={"Content-Type": events.MEDIA_TYPE})
         assert got.status_code == 200, got.text
+    # B's answer to the request itself, but with footprints of another product: refused, nothing stored.
+    answer = events.new_event(events.REQUEST_FULFILLED, "//b.example/3/events",
+                              {"requestEventId": sent["pact_event_id"], "pfs": [footprint()]})
+    with linked.host_a.client(_token(linked, linked.a_for_b["client_id"], linked.a_for_b["client_secret"])) as c:
+        got = c.post("/3/events", content=json.dumps(answer), headers={"Content-Type": events.MEDIA_TYPE})
+    assert got.status_code == 400 and "none of the footprints" in got.json()["message"], got.text
     assert len(submissions.submissions(a.engine)) == count
     assert _listed(a, sent["request_id"])["status"] == "rejected"
     with a.admin.connect() as conn:
