@@ -11,7 +11,7 @@ an annual disclosure (``year``: scope 1 and 2 emissions and revenue). Channels:
 
 Status: ``sent`` until something arrives (``answered``), ``overdue`` once the due date has passed without an
 answer (:func:`mark_overdue`, also run by :func:`requests` and :func:`remind`), ``rejected`` when its
-submission was rejected. Sending mail is not the platform's: :func:`create` and :func:`remind` return the
+submission was rejected or the supplier's PACT host rejected the request (``rejected_reason``). Sending mail is not the platform's: :func:`create` and :func:`remind` return the
 message and the link for the engagement lead to send.
 """
 
@@ -173,9 +173,9 @@ def remind(engine: Engine, request_id: int | None = None, *, url: str | None = N
         rows = conn.execute(sa.text(
             "SELECT r.id, r.kind, r.product_ids, r.year, r.due_date, r.channel, r.reminders, r.status, s.name, "
             "s.contact_email, COALESCE(r.rejected_reason, (SELECT b.reason FROM supplier_submissions b WHERE "
-            "b.request_id = r.id AND "
-            f"b.status = 'rejected' ORDER BY b.id DESC LIMIT 1)) AS rejected FROM data_requests r JOIN suppliers s "
-            f"ON s.id = r.supplier_id WHERE {where} ORDER BY r.id FOR UPDATE OF r"), {"r": request_id}).all()
+            "b.request_id = r.id AND b.status = 'rejected' ORDER BY b.id DESC LIMIT 1)) AS rejected "
+            f"FROM data_requests r JOIN suppliers s ON s.id = r.supplier_id WHERE {where} ORDER BY r.id "
+            "FOR UPDATE OF r"), {"r": request_id}).all()
         if request_id is not None and not rows:
             raise EngagementError(f"no data request {request_id} in this tenant (see `scope3 engage list SLUG`)")
         for r in rows:

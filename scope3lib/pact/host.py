@@ -5,7 +5,9 @@
   the form body) for a bearer token that expires (:mod:`scope3lib.pact.clients`).
 * ``GET  /pact/3/footprints`` (filters, ``limit``, ``Link: <...>; rel="next"``), ``GET /pact/3/footprints/{id}``
   (:mod:`scope3lib.pact.store`), ``POST /pact/3/events`` (CloudEvents; a RequestCreated is answered later by a
-  RequestFulfilled or RequestRejected POSTed to the partner's ``/3/events``).
+  RequestFulfilled or RequestRejected POSTed to the partner's ``/3/events``; a RequestFulfilled or
+  RequestRejected answering one of the tenant's data requests is landed by
+  :func:`scope3lib.engagement.pact.answered`, as a pending submission or a rejected request).
 
 Errors are the spec's Error objects (``{"code": ..., "message": ...}``), the token endpoint's the OAuth ones.
 HTTPS only (spec section 5.2): a request that did not come over TLS is refused with 403 on every route, not
