@@ -11,8 +11,9 @@ an annual disclosure (``year``: scope 1 and 2 emissions and revenue). Channels:
 
 Status: ``sent`` until something arrives (``answered``), ``overdue`` once the due date has passed without an
 answer (:func:`mark_overdue`, also run by :func:`requests` and :func:`remind`), ``rejected`` when its
-submission was rejected or the supplier's PACT host rejected the request (``rejected_reason``). Sending mail is not the platform's: :func:`create` and :func:`remind` return the
-message and the link for the engagement lead to send.
+submission was rejected or the supplier's PACT host rejected the request (``rejected_reason``). Sending mail
+is not the platform's: :func:`create` and :func:`remind` return the message and the link for the engagement
+lead to send (a PACT request is sent by :mod:`scope3lib.engagement.pact`).
 """
 
 from __future__ import annotations
