@@ -128,7 +128,8 @@ class Settings(BaseSettings):
         default=None,
         description=(
             "The tenant API's address as suppliers reach it (e.g. https://scope3.example.com/services/api), the start "
-            "of the upload links in data requests and reminders (`scope3 engage request`). Unset: "
+            "of the upload links in data requests and reminders (`scope3 engage request`), and where suppliers' PACT "
+            "hosts answer requests of the pact channel (URL/pact/3/events, https:// only). Unset: "
             "http://API_HOST:API_PORT, right for `scope3 api serve` on this machine only."
         ),
     )

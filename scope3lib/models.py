@@ -898,6 +898,8 @@ class DataRequest(Base):
                              ondelete="RESTRICT"),
         UniqueConstraint("tenant_id", "id", name="uq_data_requests_tenant_id_id"),
         Index("ix_data_requests_tenant_status", "tenant_id", "status", "due_date"),
+        Index("ix_data_requests_pact_event", "tenant_id", "pact_event_id", unique=True,
+              postgresql_where=text("pact_event_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -915,6 +917,10 @@ class DataRequest(Base):
     note: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Migration 0011: the RequestCreated event a PACT request was sent as (its answer's requestEventId), and
+    # the reason a partner gave in its RequestRejected.
+    pact_event_id: Mapped[str | None] = mapped_column(Text)
+    rejected_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class UploadToken(Base):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ..engagement import pact as engagement_pact
 from ..engagement import requests, submissions, uploads
 from ..suppliers import records
 from . import echo_json, main
@@ -53,9 +54,42 @@ def request_cmd(ctx: click.Context, slug: str, supplier: str, products: tuple[st
                 as_json: bool) -> None:
     """Ask SUPPLIER (id, name or identifier) for product footprints or an annual disclosure; prints the message
     to send and the upload link (shown only once)."""
-    sent = requests.create(_tenant_engine(ctx, slug), supplier, due=due.date(), products=list(products), year=year,
+    engine = _tenant_engine(ctx, slug)
+    if channel == "pact":
+        engagement_pact.events_url(url)  # refused before anything is stored when partners could not answer us
+    sent = requests.create(engine, supplier, due=due.date(), products=list(products), year=year,
                            channel=channel, pact_client=pact_client, note=note, url=url)
-    _show_sent([sent], as_json)
+    # A PACT request goes out at once, as the engagement lead expects; one that could not be delivered stays
+    # open and unsent, and `scope3 engage send` tries again.
+    delivered = engagement_pact.send(engine, slug, sent.request_id, url=url) if channel == "pact" else []
+    if as_json:
+        echo_json([{**sent.to_dict(), **{k: v for d in delivered for k, v in
+                                         (("pact_event_id", d.event_id), ("pact_error", d.error))}}])
+        return
+    _show_sent([sent], False)
+    for d in delivered:
+        click.echo(d.sentence())
+
+
+@engage_group.command("send")
+@click.argument("slug")
+@click.argument("request_id", type=int, required=False)
+@click.option("--url", default=None, help="The API's https:// address as partners reach it, where they answer "
+                                          "(<url>/pact/3/events; default: SCOPE3_ENGAGE_PUBLIC_URL).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def send_cmd(ctx: click.Context, slug: str, request_id: int | None, url: str | None, as_json: bool) -> None:
+    """Send PACT data requests to the suppliers' PACT hosts as RequestCreated events: REQUEST_ID (again), or
+    every open one not sent yet (say, because the partner was down). Exits 1 when one could not be sent."""
+    delivered = engagement_pact.send(_tenant_engine(ctx, slug), slug, request_id, url=url)
+    if as_json:
+        echo_json([d.__dict__ for d in delivered])
+    elif not delivered:
+        click.echo("no PACT data request waits to be sent")
+    for d in delivered if not as_json else []:
+        click.echo(d.sentence())
+    if any(d.error for d in delivered):
+        ctx.exit(1)
 
 
 @engage_group.command("list")
@@ -83,11 +117,17 @@ def list_cmd(ctx: click.Context, slug: str, status: str | None, as_json: bool) -
 @click.pass_context
 def remind_cmd(ctx: click.Context, slug: str, request_id: int | None, url: str | None, as_json: bool) -> None:
     """Remind the supplier of REQUEST_ID, or of every overdue or rejected request: a new link each (the old one
-    stops working) and the message to send."""
-    sent = requests.remind(_tenant_engine(ctx, slug), request_id, url=url)
+    stops working) and the message to send; a PACT request is sent to the supplier's host again."""
+    engine = _tenant_engine(ctx, slug)
+    sent = requests.remind(engine, request_id, url=url)
     if not sent and not as_json:
         click.echo("no overdue or rejected request to remind")
     _show_sent(sent, as_json)
+    # A PACT request is reminded by sending it again: a new RequestCreated event to the supplier's host.
+    for s in sent:
+        if s.channel == "pact":
+            for d in engagement_pact.send(engine, slug, s.request_id, url=url):
+                click.echo(d.sentence(), err=as_json)
 
 
 @engage_group.command("template")

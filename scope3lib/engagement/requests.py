@@ -11,8 +11,9 @@ an annual disclosure (``year``: scope 1 and 2 emissions and revenue). Channels:
 
 Status: ``sent`` until something arrives (``answered``), ``overdue`` once the due date has passed without an
 answer (:func:`mark_overdue`, also run by :func:`requests` and :func:`remind`), ``rejected`` when its
-submission was rejected. Sending mail is not the platform's: :func:`create` and :func:`remind` return the
-message and the link for the engagement lead to send.
+submission was rejected or the supplier's PACT host rejected the request (``rejected_reason``). Sending mail
+is not the platform's: :func:`create` and :func:`remind` return the message and the link for the engagement
+lead to send (a PACT request is sent by :mod:`scope3lib.engagement.pact`).
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ def requests(engine: Engine, status: str | None = None) -> pd.DataFrame:
     where = "WHERE r.status = :st" if status else ""
     return db.read_frame(engine, f"""
         SELECT r.id, s.name AS supplier, r.kind, array_to_string(r.product_ids, ', ') AS products, r.year, r.channel,
-               r.due_date, r.status, r.reminders, r.last_reminded_at, r.created_by, r.created_at,
+               r.due_date, r.status, r.rejected_reason, r.pact_event_id, r.reminders, r.last_reminded_at,
+               r.created_by, r.created_at,
                count(b.id) FILTER (WHERE b.status = 'pending') AS pending,
                count(b.id) FILTER (WHERE b.status = 'approved') AS approved,
                count(b.id) FILTER (WHERE b.status = 'rejected') AS rejected
@@ -171,9 +173,10 @@ def remind(engine: Engine, request_id: int | None = None, *, url: str | None = N
         where = "r.id = :r" if request_id is not None else "r.status IN ('overdue', 'rejected')"
         rows = conn.execute(sa.text(
             "SELECT r.id, r.kind, r.product_ids, r.year, r.due_date, r.channel, r.reminders, r.status, s.name, "
-            "s.contact_email, (SELECT b.reason FROM supplier_submissions b WHERE b.request_id = r.id AND "
-            f"b.status = 'rejected' ORDER BY b.id DESC LIMIT 1) AS rejected FROM data_requests r JOIN suppliers s "
-            f"ON s.id = r.supplier_id WHERE {where} ORDER BY r.id FOR UPDATE OF r"), {"r": request_id}).all()
+            "s.contact_email, COALESCE(r.rejected_reason, (SELECT b.reason FROM supplier_submissions b WHERE "
+            "b.request_id = r.id AND b.status = 'rejected' ORDER BY b.id DESC LIMIT 1)) AS rejected "
+            f"FROM data_requests r JOIN suppliers s ON s.id = r.supplier_id WHERE {where} ORDER BY r.id "
+            "FOR UPDATE OF r"), {"r": request_id}).all()
         if request_id is not None and not rows:
             raise EngagementError(f"no data request {request_id} in this tenant (see `scope3 engage list SLUG`)")
         for r in rows:
@@ -194,10 +197,12 @@ def remind(engine: Engine, request_id: int | None = None, *, url: str | None = N
 
 
 def pact_requests(bind: Engine | Connection) -> pd.DataFrame:
-    """The open requests of the PACT channel with their partner's host: what the PACT recipient sends as
-    ``RequestCreated`` events (one per product id)."""
-    return db.read_frame(bind, "SELECT r.id, r.supplier_id, r.product_ids, r.due_date, r.status, c.name AS partner, "
-                               "c.partner_url FROM data_requests r JOIN pact_clients c ON c.id = r.pact_client_id "
+    """The open requests of the PACT channel with their partner's host and the ``RequestCreated`` event they were
+    sent as (``pact_event_id``, None until :func:`scope3lib.engagement.pact.send` delivered it; one event per
+    request, its products as the ``productId`` criterion)."""
+    return db.read_frame(bind, "SELECT r.id, r.supplier_id, r.product_ids, r.due_date, r.status, r.pact_event_id, "
+                               "c.name AS partner, c.client_id, c.partner_url FROM data_requests r JOIN pact_clients c "
+                               "ON c.id = r.pact_client_id "
                                "WHERE r.channel = 'pact' AND r.status IN ('sent', 'overdue') ORDER BY r.id")
 
 

@@ -5,7 +5,9 @@
   the form body) for a bearer token that expires (:mod:`scope3lib.pact.clients`).
 * ``GET  /pact/3/footprints`` (filters, ``limit``, ``Link: <...>; rel="next"``), ``GET /pact/3/footprints/{id}``
   (:mod:`scope3lib.pact.store`), ``POST /pact/3/events`` (CloudEvents; a RequestCreated is answered later by a
-  RequestFulfilled or RequestRejected POSTed to the partner's ``/3/events``).
+  RequestFulfilled or RequestRejected POSTed to the partner's ``/3/events``; a RequestFulfilled or
+  RequestRejected answering one of the tenant's data requests is landed by
+  :func:`scope3lib.engagement.pact.answered`, as a pending submission or a rejected request).
 
 Errors are the spec's Error objects (``{"code": ..., "message": ...}``), the token endpoint's the OAuth ones.
 HTTPS only (spec section 5.2): a request that did not come over TLS is refused with 403 on every route, not
@@ -35,7 +37,8 @@ from starlette.concurrency import run_in_threadpool
 
 from scope3lib.api.auth import Principal
 from scope3lib.api.context import ApiContext, context
-from scope3lib.errors import PactError
+from scope3lib.engagement import pact as engagement_pact
+from scope3lib.errors import EngagementError, PactError
 from scope3lib.pact import clients, events, store
 from scope3lib.pact.filters import FootprintFilter
 from scope3lib.pact.pagination import next_link, paging
@@ -259,13 +262,22 @@ async def receive_event(request: Request, ctx: Ctx, who: Client) -> Response:
         await run_in_threadpool(clients.record, ctx.write, ctx.tenant_id, "in", who.client_id, "event", "refused",
                                 http_status=400, error=str(refused)[:2000])
         raise
+    landed: dict[str, Any] = {}
     if isinstance(event, events.RequestCreatedEvent):
         state: HostState = request.app.state.pact
         ours, asked = str(request.url_for("pact_events")), event
         state.submit(lambda: _answer(ctx, state, who.client_id, asked, ours))
+    elif isinstance(event, events.RequestFulfilledEvent | events.RequestRejectedEvent):
+        try:  # an answer to one of this tenant's data requests lands as a pending submission (or a rejection)
+            landed = await run_in_threadpool(engagement_pact.answered, ctx.write, who.client_id, event)
+        except EngagementError as refused:
+            await run_in_threadpool(clients.record, ctx.write, ctx.tenant_id, "in", who.client_id, "event",
+                                    "refused", event_type=event.type, event_id=event.id, http_status=400,
+                                    summary=_event_summary(event), error=str(refused)[:2000])
+            raise PactError(f"event refused: {refused}") from None
     await run_in_threadpool(clients.record, ctx.write, ctx.tenant_id, "in", who.client_id, "event", "ok",
                             event_type=event.type, event_id=event.id, url=event.source, http_status=200,
-                            summary=_event_summary(event))
+                            summary={**_event_summary(event), **landed})
     return Response(status_code=200)
 
 

@@ -168,10 +168,12 @@ class Recipient:
         self._record("get", "ok", str(sent.url), 200, summary={"id": footprint_id})
         return footprint
 
-    def request(self, criteria: FootprintFilter, our_events_url: str, comment: str | None = None) -> str:
+    def request(self, criteria: FootprintFilter, our_events_url: str, comment: str | None = None,
+                event_id: str | None = None) -> str:
         """Ask the partner for the footprints ``criteria`` select; its answer comes to ``our_events_url`` (this
-        tenant's ``https://.../pact/3/events``). Returns the request event's id (the answer's requestEventId)."""
-        event = events.request_created(our_events_url, criteria, comment)
+        tenant's ``https://.../pact/3/events``). Returns the request event's id (the answer's requestEventId):
+        ``event_id`` when given, for a caller that must know it before the answer can arrive."""
+        event = events.request_created(our_events_url, criteria, comment, event_id)
         sent = self._call("POST", f"{self.base_url}/3/events", json=event,
                           headers={"Content-Type": events.MEDIA_TYPE})
         summary = {"criteria": event["data"]}
