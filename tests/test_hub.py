@@ -352,7 +352,8 @@ def test_apply_sets_a_bare_config(data_dir: Path, make_tenant: TenantFactory) ->
     c = hub_config.apply(Config(), s, "postgresql://admin:secret@127.0.0.1/db")
     assert c.JupyterHub.port == s.hub.port and c.Scope3Authenticator.tenant == "hub-config"
     assert c.Spawner.env_keep == ["PATH", "LANG", "LC_ALL", "TZ"]
-    assert c.Spawner.environment == {"SCOPE3_TENANT_DATABASE_URL": s.database_url, "SCOPE3_TENANT": "hub-config"}
+    assert c.Spawner.environment == {"SCOPE3_TENANT_DATABASE_URL": s.database_url, "SCOPE3_TENANT": "hub-config",
+                                     "SCOPE3_API_URL": f"http://127.0.0.1:{hub_config.api_port(s)}"}
     dashboard = next(sv for sv in c.JupyterHub.services if sv["name"] == "dashboard")
     assert dashboard["environment"]["SCOPE3_TENANT_DATABASE_URL"] == s.database_url_readonly
     assert "secret" not in repr(dashboard) and "secret" not in repr(c.Spawner.environment)
@@ -440,10 +441,16 @@ def _dashboard_kernels(hub: Hub) -> int:
     """Kernels the hub's dashboard service holds (pool and pages), counted as processes."""
     import psutil
 
+    def command(p: psutil.Process) -> str:
+        try:
+            return " ".join(p.cmdline())
+        except psutil.Error:  # gone, or a zombie not reaped yet (a culled kernel): not a live kernel
+            return ""
+
     voila = [p for p in psutil.Process(hub.proc.pid).children(recursive=True)
-             if "scope3lib.hub.dashboard" in " ".join(p.cmdline())]
+             if "scope3lib.hub.dashboard" in command(p)]
     assert len(voila) == 1, voila
-    return sum(1 for p in voila[0].children(recursive=True) if "ipykernel_launcher" in " ".join(p.cmdline()))
+    return sum(1 for p in voila[0].children(recursive=True) if "ipykernel_launcher" in command(p))
 
 
 def test_abandoned_dashboard_pages_are_culled_and_capped(hubs: dict[str, Hub]) -> None:

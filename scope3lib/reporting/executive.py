@@ -149,6 +149,7 @@ class ExecutiveDashboard:
     """Controls and panels over one tenant's inventory, read with ``engine`` (the read-only role)."""
 
     def __init__(self, engine: Engine) -> None:
+        _log_to_server()  # before anything here can log: a viewer never sees the service's log
         self.engine = engine
         # In the dashboard service: the data version, so that what a preheated kernel read ahead of its viewer is
         # used when (and only when) the data is still the same. Elsewhere None: read every time.

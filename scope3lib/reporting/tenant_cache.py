@@ -32,7 +32,9 @@ from sqlalchemy.engine import Engine
 
 from .panels import Panel
 
-log = logging.getLogger(__name__)
+# A child of the dashboard's logger, so that in a page's kernel its records go where the dashboard's go: the
+# service's log, never the page a viewer sees.
+log = logging.getLogger("scope3lib.reporting.executive.tenant_cache")
 
 #: What the tenant-wide panels read (each readable by the tenant's read-only role).
 TABLES = ("emission_entries", "suppliers", "scenarios", "ledger_leaves", "ledger_heads", "ledger_checkpoints",
