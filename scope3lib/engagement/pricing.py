@@ -68,30 +68,35 @@ def read_approved(rows: list[Any]) -> list[Approved]:
 def _hits(lines: pd.DataFrame, index: dict[tuple[int, str], Approved]
           ) -> tuple[list[Approved | None], list[str], list[float]]:
     """Per line, the footprint that prices it (None: none), why a candidate line is not priced, and its kg CO2e
-    per unit of the line (one conversion per footprint and unit)."""
-    found: list[Approved | None] = []
-    why: list[str] = []
-    kg: list[float] = []
-    per_unit: dict[tuple[str, str], float | str] = {}
-    for sid, pid, qty, unit in zip(lines["supplier_id"], lines["product_id"], lines["quantity"], lines["unit"],
-                                   strict=True):
-        hit = None
-        if sid is not None and int(sid) >= 0 and pid and qty == qty and unit:
-            hit = next((index[(int(sid), k)] for k in product_keys(str(pid)) if (int(sid), k) in index), None)
-        reason = ""
-        if hit is not None:
-            key = (str(hit.footprint.id), str(unit))
-            if key not in per_unit:
-                try:
-                    per_unit[key] = units.emissions_per(str(unit), hit.footprint.pcf)
-                except (UnitNotConvertible, KeyError) as exc:
-                    per_unit[key] = str(exc)
-            if isinstance(per_unit[key], str):
-                reason, hit = str(per_unit[key]), None
-        found.append(hit)
-        why.append(reason)
-        kg.append(float(per_unit[(str(hit.footprint.id), str(unit))]) if hit is not None else float("nan"))
-    return found, why, kg
+    per unit of the line. Only lines with a supplier, product, quantity and unit are candidates, and the
+    footprint and unit conversion are worked out once per distinct (supplier, product, unit)."""
+    n = len(lines)
+    found, why, kg = np.full(n, None, dtype=object), np.full(n, "", dtype=object), np.full(n, np.nan)
+    sid = pd.to_numeric(lines["supplier_id"], errors="coerce").fillna(-1).to_numpy(dtype="int64")
+    pid = lines["product_id"].astype(object).where(lines["product_id"].notna(), "").astype(str).to_numpy()
+    unit = lines["unit"].astype(object).where(lines["unit"].notna(), "").astype(str).to_numpy()
+    qty = pd.to_numeric(lines["quantity"], errors="coerce").to_numpy(dtype="float64")
+    where = np.flatnonzero((sid >= 0) & (pid != "") & ~np.isnan(qty) & (unit != ""))
+    if len(where):
+        codes, triples = pd.factorize(pd.MultiIndex.from_arrays([sid[where], pid[where], unit[where]]))
+        per = [_footprint_for(index, int(s), str(p), str(u)) for s, p, u in triples]
+        found[where] = np.array([h for h, _, _ in per] + [None], dtype=object)[codes]
+        why[where] = np.array([r for _, r, _ in per] + [""], dtype=object)[codes]
+        kg[where] = np.array([k for _, _, k in per] + [np.nan], dtype="float64")[codes]
+    return list(found), list(why), list(kg)
+
+
+def _footprint_for(index: dict[tuple[int, str], Approved], sid: int, pid: str, unit: str
+                   ) -> tuple[Approved | None, str, float]:
+    """The approved footprint that prices a purchase of ``pid`` from supplier ``sid`` in ``unit``, with its kg CO2e
+    per unit; or None and why it cannot (a unit the footprint's declared unit does not convert to)."""
+    hit = next((index[(sid, k)] for k in product_keys(pid) if (sid, k) in index), None)
+    if hit is None:
+        return None, "", float("nan")
+    try:
+        return hit, "", float(units.emissions_per(unit, hit.footprint.pcf))
+    except (UnitNotConvertible, KeyError) as exc:
+        return None, str(exc), float("nan")
 
 
 def price_lines(lines: pd.DataFrame, approved: list[Approved]) -> tuple[pd.DataFrame, np.ndarray]:
