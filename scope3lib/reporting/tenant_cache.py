@@ -38,7 +38,8 @@ log = logging.getLogger("scope3lib.reporting.executive.tenant_cache")
 
 #: What the tenant-wide panels read (each readable by the tenant's read-only role).
 TABLES = ("emission_entries", "suppliers", "scenarios", "ledger_leaves", "ledger_heads", "ledger_checkpoints",
-          "ledger_keys", "factors", "factor_datasets", "periods", "data_requests", "supplier_submissions")
+          "ledger_keys", "factors", "factor_datasets", "periods", "data_requests", "supplier_submissions",
+          "spend_lines", "spend_groups")
 ENV = "SCOPE3_DASHBOARD_CACHE_DIR"
 
 
