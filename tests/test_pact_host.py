@@ -30,10 +30,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from scope3lib.api.context import ApiContext
+from scope3lib.api.pact_host import HostState, deliver
 from scope3lib.errors import FootprintNotFound, UnknownTenant
 from scope3lib.pact import clients, events, store
 from scope3lib.pact.filters import FootprintFilter
-from scope3lib.pact.host import HostState, deliver
 from scope3lib.pact.model import parse_footprint
 from scope3lib.pact.recipient import Recipient
 from tests.helpers import SCOPE3, ApiServer, TenantFactory, TenantFixture, free_port, invoke_cli, scope3_env, wait_until

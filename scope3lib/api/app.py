@@ -23,7 +23,6 @@ from fastapi import APIRouter, FastAPI
 from .. import db
 from ..config import Settings, TenantSettings
 from ..errors import ConfigurationError
-from ..pact import host as pact_host
 from ..tenancy import tenant_credentials, validate_slug
 from . import (
     apikeys,
@@ -35,6 +34,7 @@ from . import (
     ledger,
     meters,
     ml,
+    pact_host,
     problems,
     reports,
     scenarios,

@@ -33,8 +33,8 @@ from ..errors import EngagementError, SelfApproval
 from ..ledger.canonical import canonical_json
 from ..pact.model import ProductFootprint, parse_footprints
 from ..suppliers import disclosures, records, spend
-from .pricing import Approved, product_keys
-from .pricing import unpriced as unpriced_lines
+from ..suppliers.pcf_pricing import Approved, product_keys
+from ..suppliers.pcf_pricing import unpriced as unpriced_lines
 
 if TYPE_CHECKING:  # the ledger's database half is imported only when a proof is asked for (the CLI's offline
     from ..ledger.log import ProofBundle  # audit must not load it)

@@ -60,7 +60,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "lei": ("lei",),
     "duns": ("duns", "duns number", "d-u-n-s"),
     # Optional: what was bought, how much and in what unit, so that a supplier's approved product footprint
-    # (scope3lib.engagement.pricing) prices the purchase by quantity instead of by spend.
+    # (scope3lib.suppliers.pcf_pricing) prices the purchase by quantity instead of by spend.
     "product_id": ("product_id", "product id", "material", "material number", "matnr", "item", "item number",
                    "item no", "article", "article number", "sku", "gtin", "product"),
     "quantity": ("quantity", "qty", "quantity invoiced", "invoiced quantity", "menge", "quantity received"),

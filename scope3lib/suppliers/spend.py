@@ -33,11 +33,10 @@ from sqlalchemy.engine import Connection, Engine
 from .. import db
 from ..accounting import currency, entries
 from ..accounting.periods import closed_periods, pg_message, tenant_of
-from ..engagement import pricing as pcf_pricing
 from ..errors import ExtractError, RowsRefused, Scope3Error
 from ..factors import lookup
 from ..sheets import read_sheet
-from . import classification, extracts, records
+from . import classification, extracts, pcf_pricing, records
 from .classification import Rules
 from .matching import SupplierIndex, candidates, match_vendors
 from .pricing import group_lines, price
