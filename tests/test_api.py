@@ -269,17 +269,22 @@ def test_every_request_is_logged_and_rates_are_limited(make_tenant: TenantFactor
         with _client(server, issued.key) as c:
             codes = [c.get("/suppliers").status_code for _ in range(30)]
             limited = c.get("/suppliers")
+            time.sleep(2)  # a few tokens back, then the hot path (scope3lib.api.hotpath) limits as well
+            hot = [c.get("/emission-entries").status_code for _ in range(20)]
         assert codes.count(200) >= 20 and 429 in codes
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
         assert limited.headers["content-type"] == "application/problem+json"
+        assert 200 in hot and 429 in hot
 
         def logged() -> list[tuple[str, str, int]]:
             with t.admin.connect() as conn:
                 return [tuple(r) for r in conn.execute(sa.text(  # type: ignore[misc]
                     "SELECT principal, route, status FROM api_requests WHERE tenant_id = :t"), {"t": t.tenant_id})]
 
-        rows = wait_until(lambda: len(logged()) >= 31 and logged(), 10, "the request log")
-        assert {(f"key:{issued.prefix}", "/suppliers", 200), (f"key:{issued.prefix}", "/suppliers", 429)} <= set(rows)
+        rows = wait_until(lambda: len(logged()) >= 51 and logged(), 10, "the request log")
+        assert {(f"key:{issued.prefix}", "/suppliers", 200), (f"key:{issued.prefix}", "/suppliers", 429),
+                (f"key:{issued.prefix}", "/emission-entries", 200),
+                (f"key:{issued.prefix}", "/emission-entries", 429)} <= set(rows)
         listed = {k["name"]: k for k in keys.list_keys(t.admin, t.slug)}
         assert listed["busy"]["last_used_at"] is not None
     finally:
@@ -388,3 +393,79 @@ def test_apikey_commands(tenants: tuple[TenantFixture, TenantFixture], servers: 
     assert revoked.exit_code == 0 and json.loads(rotated.output)["prefix"] in revoked.output
     gone = invoke_cli(database_url, data_dir, "apikey", "revoke", a.slug, "cli-key")
     assert gone.exit_code == 1 and "no live API key named 'cli-key'" in gone.output
+
+
+def _declared(server: ApiServer, key: str) -> httpx.Client:
+    """A client whose requests skip the hot path (scope3lib.api.hotpath takes ``Bearer`` API keys only) and
+    are answered by the declared routes, with the same key (JupyterHub's ``token`` scheme)."""
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"token {key}"}, timeout=30)
+
+
+def test_the_hot_routes_answer_as_their_declared_routes(tenants: tuple[TenantFixture, TenantFixture],
+                                                        servers: tuple[ApiServer, ApiServer]) -> None:
+    a, _ = tenants
+    api_a, _ = servers
+    key = _key(a, "read")
+    queries: list[dict[str, str] | str] = [
+        {"limit": "5"}, {"limit": "3", "category": "1"}, {"method": "spend_based", "period_from": "2000-01-01"},
+        {"limit": "0"}, {"category": "abc"}, {"cursor": "garbage"}, {"method": "guess"}, {"limit": "1001"},
+        "limit=2&limit=4", "category=", "limit=2&unknown=1", {"supplier_id": str(2**63)},
+    ]
+    with _client(api_a, key) as hot, _declared(api_a, key) as declared:
+        for q in queries:
+            params = q if isinstance(q, dict) else httpx.QueryParams(q)
+            h, d = hot.get("/emission-entries", params=params), declared.get("/emission-entries", params=params)
+            assert (h.status_code, h.json(), h.headers.get("link")) == \
+                (d.status_code, d.json(), d.headers.get("link")), q
+            assert h.headers["content-type"] == d.headers["content-type"], q
+        first = hot.get("/emission-entries", params={"limit": 2})
+        assert first.status_code == 200 and len(first.json()["items"]) == 2 and "rel=\"next\"" in first.headers["link"]
+        assert hot.get("/emission-entries", params={"category": "abc"}).json()["errors"][0]["field"] == "query.category"
+    device = a.add_device(prefix="hot").device
+    ingest_key = _key(a, "ingest", device=device)
+    reading = {"ts": rfc3339(dt.datetime.now(dt.UTC).replace(microsecond=0)), "kwh": 2.5}
+    with _client(api_a, ingest_key) as hot, _declared(api_a, ingest_key) as declared:
+        assert hot.post("/iot/ingest/", json=reading).json() == {"device": device, "readings": 1, "stored": 1,
+                                                                 "duplicates": 0}
+        assert declared.post("/iot/ingest/", json=reading).json() == {"device": device, "readings": 1, "stored": 0,
+                                                                      "duplicates": 1}
+        for client in (hot, declared):
+            r = client.post("/iot/ingest/", content=b'{"ts": 1}')
+            assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    for client in (_client(api_a, key), _declared(api_a, key)):  # a read key may not ingest
+        r = client.post("/iot/ingest/", json=reading)
+        assert r.status_code == 403 and "ingest scope" in r.json()["detail"]
+    keys.revoke_key(a.admin, a.slug, keys.list_keys(a.admin, a.slug)[0]["prefix"])  # the newest: the device key
+    r = _client(api_a, ingest_key).post("/iot/ingest/", json=reading)
+    assert r.status_code == 401 and "revoked" in r.json()["detail"]
+    wrong = ingest_key[:-4] + ("AAAA" if not ingest_key.endswith("AAAA") else "BBBB")
+    assert _client(api_a, wrong).post("/iot/ingest/", json=reading).json()["detail"] == "unknown API key"
+    assert _client(api_a, wrong).get("/emission-entries").json()["detail"] == "unknown API key"
+
+
+def test_a_thousand_abandoned_requests_leave_the_service_serving(tenants: tuple[TenantFixture, TenantFixture],
+                                                                 servers: tuple[ApiServer, ApiServer]) -> None:
+    import socket
+
+    a, _ = tenants
+    api_a, _ = servers
+    device = a.add_device(prefix="gone").device
+    ingest_key, read_key = _key(a, "ingest", device=device), _key(a, "read")
+    host = f"127.0.0.1:{api_a.port}"
+    for i in range(1000):  # half a body then gone; a list request never read
+        with socket.create_connection(("127.0.0.1", api_a.port), timeout=10) as s:
+            if i % 2:
+                s.sendall(f"POST /iot/ingest/ HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {ingest_key}\r\n"
+                          f"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"ts\": ".encode())
+            else:
+                s.sendall(f"GET /emission-entries?limit=1000 HTTP/1.1\r\nHost: {host}\r\n"
+                          f"Authorization: Bearer {read_key}\r\n\r\n".encode())
+    reading = {"ts": rfc3339(dt.datetime.now(dt.UTC).replace(microsecond=0)), "kwh": 1.0}
+    r = wait_until(lambda: _client(api_a, ingest_key).post("/iot/ingest/", json=reading), 60, "the API to answer")
+    assert r.status_code == 200 and r.json()["stored"] == 1
+    assert _client(api_a, read_key).get("/emission-entries", params={"limit": 1}).status_code == 200
+    with a.admin.connect() as conn:  # nothing of the half-sent bodies was stored or filed as a reject
+        assert conn.scalar(sa.text("SELECT count(*) FROM readings WHERE device_id = :d"),
+                           {"d": a.device_ids[device]}) == 1
+        assert conn.scalar(sa.text("SELECT count(*) FROM rejects WHERE topic = :t"),
+                           {"t": f"scope3/{a.slug}/{device}/readings"}) == 0
