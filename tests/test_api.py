@@ -469,3 +469,37 @@ def test_a_thousand_abandoned_requests_leave_the_service_serving(tenants: tuple[
                            {"d": a.device_ids[device]}) == 1
         assert conn.scalar(sa.text("SELECT count(*) FROM rejects WHERE topic = :t"),
                            {"t": f"scope3/{a.slug}/{device}/readings"}) == 0
+
+
+def test_request_bodies_are_bounded(tenants: tuple[TenantFixture, TenantFixture],
+                                    servers: tuple[ApiServer, ApiServer]) -> None:
+    from scope3lib.api.bodylimit import MAX_REQUEST_BYTES
+    from scope3lib.api.ingest import MAX_BYTES
+
+    a, _ = tenants
+    api_a, _ = servers
+    device = a.add_device(prefix="big").device
+    ingest_key, write_key = _key(a, "ingest", device=device), _key(a, "write")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    big = {"readings": [{"ts": rfc3339(now - dt.timedelta(seconds=i)), "kwh": 1.0} for i in range(30_000)]}
+    assert len(json.dumps(big)) > MAX_BYTES
+    for client in (_client(api_a, ingest_key), _declared(api_a, ingest_key)):
+        r = client.post("/iot/ingest/", json=big)
+        assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json", r.text
+        assert "several requests" in r.json()["detail"]
+    huge = b'{"suppliers": [' + b'{"name": "x"},' * (MAX_REQUEST_BYTES // 14) + b'{"name": "y"}]}'
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit is found while reading
+        for i in range(0, len(huge), 1 << 20):
+            yield huge[i:i + (1 << 20)]
+
+    with _client(api_a, write_key) as c:
+        for content in (huge, chunks()):
+            r = c.post("/suppliers/bulk", content=content, headers={"Content-Type": "application/json"})
+            assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json", r.text
+        assert c.get("/suppliers", params={"limit": 1}).status_code == 200
+    with a.admin.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM readings WHERE device_id = :d"),
+                           {"d": a.device_ids[device]}) == 0
+        assert conn.scalar(sa.text("SELECT count(*) FROM suppliers WHERE tenant_id = :t AND name = 'y'"),
+                           {"t": a.tenant_id}) == 0

@@ -40,6 +40,7 @@ from . import (
     scenarios,
     suppliers,
 )
+from .bodylimit import BodyLimit
 from .context import ApiContext
 from .hotpath import HotPath
 from .ratelimit import PLAN_RATES, RateLimiter
@@ -150,7 +151,8 @@ def create_app(config: ApiConfig) -> FastAPI:
         app.include_router(router, prefix=p)
     pact_host.mount(app, p, allow_http=config.pact_allow_http)  # the tenant's PACT base URL is <api>/pact
     app.add_middleware(RequestLogMiddleware, requests=ctx.requests)
-    app.add_middleware(HotPath, ctx=ctx, prefix=p)  # outermost: it logs the requests it answers itself
+    app.add_middleware(HotPath, ctx=ctx, prefix=p)  # outside the log: it logs the requests it answers itself
+    app.add_middleware(BodyLimit, larger={f"{p}/engage/uploads/": engagement.MAX_UPLOAD_BYTES})
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
