@@ -196,13 +196,6 @@ def apply_estimates(conn: Connection, estimates: pd.DataFrame, *, source: str,
     return int(conn.execute(_APPLY_ESTIMATES, params).rowcount)
 
 
-def set_ledger_reason(conn: Connection, reason: str, event: str | None = None) -> None:
-    """Record ``reason`` (and, for updates, ``event``: ``correct`` or ``recalculate``) in the ledger leaves this
-    transaction appends."""
-    conn.execute(sa.text("SELECT set_config('scope3.ledger_reason', :r, true), "
-                         "set_config('scope3.ledger_event', :e, true)"), {"r": reason, "e": event or ""})
-
-
 def insert_returning_ids(conn: Connection, frame: pd.DataFrame) -> list[int]:
     """:func:`insert`, returning the new entries' ids in the order of ``frame``'s rows (ids are drawn from the
     table's sequence first, so the order is certain)."""
@@ -268,7 +261,9 @@ def delete(conn: Connection, ids: Sequence[int]) -> int:
 def reassign_supplier(conn: Connection, old: int, new: int, *, reason: str) -> int:
     """Move the open-period entries of supplier ``old`` to ``new`` (a merge of two records of one company); entries
     of closed periods keep theirs. Returns how many moved."""
-    set_ledger_reason(conn, reason, "correct")
+    from ..ledger import log as ledger_log  # the ledger's database half loads only where entries change
+
+    ledger_log.annotate(conn, "correct", reason)
     result = conn.execute(sa.text(
         "UPDATE emission_entries e SET supplier_id = :new WHERE supplier_id = :old AND NOT EXISTS "
         "(SELECT 1 FROM periods p WHERE p.tenant_id = e.tenant_id AND p.status = 'closed' "
