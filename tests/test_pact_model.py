@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pandas as pd
 import pytest
 
+from scope3lib import pages
 from scope3lib.errors import (
     EventRefused,
     FootprintNotFound,
@@ -439,19 +440,19 @@ def test_a_unit_that_does_not_convert_is_refused_with_what_to_do() -> None:
 
 def test_a_page_never_holds_more_than_the_limit_and_says_where_the_next_starts() -> None:
     items = list(range(5))
-    assert pagination.page(items, 2, 0) == ([0, 1], 2)
-    assert pagination.page(items, 2, 4) == ([4], None)
-    assert pagination.page(items, None, 0, max_page=3) == ([0, 1, 2], 3)
-    assert pagination.page(items, 10, 0, max_page=3) == ([0, 1, 2], 3)
-    assert pagination.page(items, 0, 0) == ([], None)  # a link to the same empty page would never end
-    assert pagination.page(items, 2, 9) == ([], None)
+    assert pages.page(items, 2, 0) == ([0, 1], 2)
+    assert pages.page(items, 2, 4) == ([4], None)
+    assert pages.page(items, None, 0, max_page=3) == ([0, 1, 2], 3)
+    assert pages.page(items, 10, 0, max_page=3) == ([0, 1, 2], 3)
+    assert pages.page(items, 0, 0) == ([], None)  # a link to the same empty page would never end
+    assert pages.page(items, 2, 9) == ([], None)
 
 
 def test_the_next_link_is_the_request_with_its_filters_and_a_new_offset() -> None:
     # Conformance test case 5 takes the link of ?limit=1, cuts the base URL and calls the rest.
     base = "https://pact.example:8443/pact"
     request = f"{base}/3/footprints?productId=urn:gtin:1&productId=urn:gtin:2&limit=1&offset=1"
-    link = pagination.next_link(request, 2)
+    link = pages.next_link(request, offset=2)
     assert link == (f"<{base}/3/footprints?productId=urn%3Agtin%3A1&productId=urn%3Agtin%3A2&limit=1&offset=2>; "
                     'rel="next"')
     target = link[1:link.index(">")]
@@ -460,6 +461,14 @@ def test_the_next_link_is_the_request_with_its_filters_and_a_new_offset() -> Non
     assert filters.FootprintFilter.from_query(params) == filters.FootprintFilter.from_query(parse_qsl(
         urlsplit(request).query))
     assert pagination.paging(params) == (1, 2)
+
+
+def test_the_next_link_replaces_only_the_paging_parameters_in_any_letter_case() -> None:
+    # The REST API's cursor links are built the same way (limit first, as docs/api.md shows).
+    url = "https://hub.example/services/api/suppliers?Cursor=WzFd&q=a%20b&flag=&limit=5"
+    assert pages.next_link(url, limit=5, cursor="WzJd") == (
+        '<https://hub.example/services/api/suppliers?q=a+b&flag=&limit=5&cursor=WzJd>; rel="next"')
+    assert pages.next_link("https://h.example/x", offset=3) == '<https://h.example/x?offset=3>; rel="next"'
 
 
 def test_a_limit_or_offset_that_is_not_a_count_is_a_bad_request() -> None:
