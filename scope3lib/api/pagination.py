@@ -72,27 +72,6 @@ def _linked(request: Request, response: Response, rows: list[dict[str, Any]], li
     return {"items": rows, "next_cursor": cursor}
 
 
-def records(frame: Any) -> list[dict[str, Any]]:
-    """A DataFrame's rows as JSON-ready dicts: NaN, NaT, NA and infinities become null, numpy scalars Python's."""
-    import math
-
-    import pandas as pd
-
-    out = []
-    for row in frame.to_dict("records"):
-        clean = {}
-        for k, v in row.items():
-            if v is pd.NaT or v is pd.NA or (isinstance(v, float) and not math.isfinite(v)):
-                v = None
-            elif isinstance(v, pd.Timestamp):
-                v = v.to_pydatetime()
-            elif hasattr(v, "item") and not isinstance(v, str | bytes):
-                v = v.item()  # numpy scalars
-            clean[str(k)] = v
-        out.append(clean)
-    return out
-
-
 def json_page(request: Request, conn: Any, select_sql: str, params: dict[str, Any], limit: int) -> Response:
     """A page built as JSON by PostgreSQL itself (``json_agg``): the hot lists skip a Python object per row.
 

@@ -30,7 +30,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .. import db
+from .. import db, frames
 from ..accounting import currency, entries
 from ..accounting.periods import closed_periods, pg_message, tenant_of
 from ..errors import ExtractError, RowsRefused, Scope3Error
@@ -225,8 +225,7 @@ def _insert_lines(conn: Connection, import_id: int, lines: pd.DataFrame) -> None
         part = frame.iloc[start:start + _CHUNK]
         params: dict[str, Any] = {"import_id": import_id}
         for c in cols:
-            values = part[c].astype(object).where(part[c].notna(), None).tolist()
-            params[c] = [v.item() if isinstance(v, np.generic) else v for v in values]
+            params[c] = frames.values(part[c])
         conn.execute(sql, params)
 
 
