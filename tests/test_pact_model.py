@@ -7,6 +7,7 @@ the filter tests mirror the conformance service's test cases 20 to 39 and the ev
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ from scope3lib.errors import (
 )
 from scope3lib.pact import events, filters, pagination, units
 from scope3lib.pact.model import ProductFootprint, add_years, notes, parse_footprint, parse_footprints
+from scope3lib.suppliers import pcf_pricing
 
 FIRST = "3a6c14a7-4deb-498a-b5ea-16ce2535b576"
 
@@ -422,6 +424,31 @@ def test_declared_units_of_transport_and_pieces() -> None:
     parts = _pcf(declaredUnitOfMeasurement="piece", declaredUnitAmount="100", productMassPerDeclaredUnit="5").pcf
     assert units.declared_units_per("pcs", parts) == pytest.approx(0.01)
     assert units.declared_units_per("kg", parts) == pytest.approx(0.2)
+
+
+def test_of_several_matching_footprints_one_order_chooses_the_one_that_prices_a_purchase() -> None:
+    def approved(n: int, submission: int, created: str, product: str) -> pcf_pricing.Approved:
+        fp = parse_footprint(footprint(id=f"00000000-0000-4000-8000-00000000000{n}", created=created,
+                                       productIds=[product]))
+        return pcf_pricing.Approved(submission, 7, fp)
+
+    def winner(candidates: list[pcf_pricing.Approved]) -> set[str]:
+        lines = pd.DataFrame({"posting_date": pd.to_datetime(["2025-03-10"]), "vendor_key": ["v7"],
+                              "vendor_name": ["Ethanol Works"], "supplier_id": [7], "category": [1],
+                              "currency": ["EUR"], "amount": [100.0], "product_id": ["URN:GTIN:4712345060507"],
+                              "quantity": [10.0], "unit": ["l"]})
+        return {str(pcf_pricing.price_lines(lines, order)[0]["factor_key"].iloc[0])
+                for order in itertools.permutations(candidates)}  # whatever order they are read in
+
+    exact_old = approved(1, 3, "2025-02-01T00:00:00Z", "urn:gtin:4712345060507")
+    by_last_part_new = approved(2, 2, "2025-03-01T00:00:00Z", "urn:pact:other.example:product-id:4712345060507")
+    exact_new = approved(3, 2, "2025-03-01T00:00:00Z", "urn:gtin:4712345060507")
+    assert pcf_pricing.product_keys(" URN:GTIN:47 ") == ("urn:gtin:47", "47")
+    assert pcf_pricing.product_keys("47") == ("47",) and pcf_pricing.product_keys(" ") == ()
+    assert winner([exact_old, by_last_part_new]) == {by_last_part_new.footprint.id}  # the most recently created
+    assert winner([exact_old, by_last_part_new, exact_new]) == {exact_new.footprint.id}  # then the greater id
+    later = approved(1, 4, "2025-03-01T00:00:00Z", "urn:gtin:4712345060507")
+    assert winner([later, by_last_part_new, exact_new]) == {later.footprint.id}  # then the later submission
 
 
 def test_a_unit_that_does_not_convert_is_refused_with_what_to_do() -> None:
