@@ -430,7 +430,9 @@ def add_many(conn: Connection, tenant_id: int, frame: pd.DataFrame, *, reason: s
 
 def add_alias(conn: Connection, supplier_id: int, kind: str, alias: str) -> None:
     """Let ``alias`` (another name, or an ERP vendor number) stand for the supplier in matching."""
-    key = ids.name_key(alias) if kind == "name" else alias.strip().lstrip("0") or "0"
+    key = ids.name_key(alias) if kind == "name" else ids.vendor_number(alias)
+    if key is None:
+        raise InvalidArgument(f"a vendor number alias needs a number, got {alias!r}")
     conn.execute(sa.text("INSERT INTO supplier_aliases (tenant_id, supplier_id, kind, alias, alias_key) "
                          "VALUES (tenant_of(current_user), :s, :k, :a, :key) ON CONFLICT (tenant_id, kind, alias_key) "
                          "DO UPDATE SET supplier_id = EXCLUDED.supplier_id, alias = EXCLUDED.alias"),
