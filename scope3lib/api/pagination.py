@@ -15,6 +15,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Query, Request, Response
 from pydantic import BaseModel, Field
 
+from .. import pages
 from .problems import ApiProblem
 
 T = TypeVar("T")
@@ -52,46 +53,23 @@ def page(request: Request, response: Response, rows: list[dict[str, Any]], limit
     """The page of ``rows`` (fetched with ``limit + 1``), with the Link header when there is a next page."""
     more = len(rows) > limit
     rows = rows[:limit]
-    cursor = encode(key_of(rows[-1])) if more and rows else None
-    if cursor is not None:
-        url = request.url.include_query_params(cursor=cursor, limit=limit)
-        response.headers["Link"] = f'<{url}>; rel="next"'
-    return {"items": rows, "next_cursor": cursor}
+    return _linked(request, response, rows, limit, encode(key_of(rows[-1])) if more and rows else None)
 
 
 def frame_page(request: Request, response: Response, records: list[dict[str, Any]], limit: int,
                cursor: str | None) -> dict[str, Any]:
     """A page of a list the library computes (estimates, hotspots): the cursor is a position in its order,
     which is stable while the data behind it does not change."""
-    start = (decode(cursor, (int,)) or [0])[0]
-    rows = records[start:start + limit + 1]
-    more = len(rows) > limit
-    next_cursor = encode([start + limit]) if more else None
-    if next_cursor is not None:
-        url = request.url.include_query_params(cursor=next_cursor, limit=limit)
-        response.headers["Link"] = f'<{url}>; rel="next"'
-    return {"items": rows[:limit], "next_cursor": next_cursor}
+    rows, following = pages.page(records, limit, (decode(cursor, (int,)) or [0])[0])
+    return _linked(request, response, rows, limit, None if following is None else encode([following]))
 
 
-def records(frame: Any) -> list[dict[str, Any]]:
-    """A DataFrame's rows as JSON-ready dicts: NaN, NaT, NA and infinities become null, numpy scalars Python's."""
-    import math
-
-    import pandas as pd
-
-    out = []
-    for row in frame.to_dict("records"):
-        clean = {}
-        for k, v in row.items():
-            if v is pd.NaT or v is pd.NA or (isinstance(v, float) and not math.isfinite(v)):
-                v = None
-            elif isinstance(v, pd.Timestamp):
-                v = v.to_pydatetime()
-            elif hasattr(v, "item") and not isinstance(v, str | bytes):
-                v = v.item()  # numpy scalars
-            clean[str(k)] = v
-        out.append(clean)
-    return out
+def _linked(request: Request, response: Response, rows: list[dict[str, Any]], limit: int,
+            cursor: str | None) -> dict[str, Any]:
+    """The body of a :class:`Page`, and its Link header when there is a next page."""
+    if cursor is not None:
+        response.headers["Link"] = pages.next_link(str(request.url), limit=limit, cursor=cursor)
+    return {"items": rows, "next_cursor": cursor}
 
 
 def json_page(request: Request, conn: Any, select_sql: str, params: dict[str, Any], limit: int) -> Response:
