@@ -295,7 +295,7 @@ def test_every_resource_reads_and_the_writes_go_through_the_library(
         tenants: tuple[TenantFixture, TenantFixture], servers: tuple[ApiServer, ApiServer]) -> None:
     from scope3lib.ledger import log as ledger_log
 
-    a, _ = tenants
+    a, b = tenants
     api_a, _ = servers
     ledger_log.checkpoint(a.admin, a.data_dir, a.slug)
     read, write = _client(api_a, _key(a, "read")), _client(api_a, _key(a, "write"))
@@ -318,6 +318,13 @@ def test_every_resource_reads_and_the_writes_go_through_the_library(
     assert write.post("/devices", json={"device": "api-meter", "grid_region": "CAMX"}).status_code == 409
     assert write.post("/devices", json={"device": "x", "grid_region": "MARS"}).status_code == 422
     assert write.patch("/devices/api-meter", json={"grid_region": "erct"}).json()["grid_region"] == "ERCT"
+    mine, theirs = next(iter(a.supplier_ids.values())), next(iter(b.supplier_ids.values()))
+    assert write.patch("/devices/api-meter", json={"supplier_id": mine, "category": 4}).json()["supplier_id"] == mine
+    assert write.patch("/devices/api-meter", json={"supplier_id": None}).json()["supplier_id"] is None
+    assert write.patch("/devices/api-meter", json={"supplier_id": theirs}).status_code == 422  # not this tenant's
+    assert write.patch("/devices/api-meter", json={"grid_region": "MARS"}).status_code == 422
+    assert write.patch("/devices/no-such-meter", json={"category": 2}).status_code == 404
+    assert read.get("/devices/api-meter").json()["category"] == 4
     assert write.post("/devices/api-meter/credentials").json()["mqtt_password"] != made.json()["mqtt_password"]
     assert write.delete("/devices/api-meter").status_code == 204
     assert read.get("/devices/api-meter").status_code == 404

@@ -17,7 +17,9 @@ import sqlalchemy as sa
 from scope3lib.accounting import inventory
 from scope3lib.errors import DuplicateSupplier, ExtractError, RowsRefused, SupplierError
 from scope3lib.suppliers import coverage, disclosures, records, spend
-from scope3lib.suppliers.identifiers import lei, name_key, vat_number
+from scope3lib.suppliers.extracts import vendor_keys
+from scope3lib.suppliers.identifiers import lei, name_key, vat_number, vendor_number
+from scope3lib.suppliers.matching import SupplierIndex, match_vendors
 from tests.helpers import TenantFactory, TenantFixture, invoke_cli
 
 pytestmark = pytest.mark.db
@@ -88,6 +90,23 @@ def test_names_and_identifiers_normalise_as_people_write_them() -> None:
     assert vat_number("de 123.456.789") == "DE123456789"
     with pytest.raises(ValueError, match="country prefix"):
         vat_number("123456789")
+
+
+def test_a_vendor_number_has_one_key_in_extracts_aliases_and_matching() -> None:
+    cases = [("000123", "123"), (" 0042 ", "42"), ("123", "123"), ("000", "0"), ("0", "0"), ("A001", "A001"),
+             ("0A1", "A1"), ("", None), ("   ", None), (None, None), (float("nan"), None)]
+    assert [vendor_number(given) for given, _ in cases] == [key for _, key in cases]
+    ids = pd.Series(["000123", "123", "000", " 0 ", "", "   "], dtype=object)
+    names = pd.Series(["Acme", "Acme", "Zero Ltd", "Zero Ltd", "Named GmbH", "Named GmbH"], dtype=object)
+    assert vendor_keys(ids, names).tolist() == ["id:123", "id:123", "id:0", "id:0", "name:named", "name:named"]
+    index = SupplierIndex.build(pd.DataFrame({"id": [1, 2], "name": ["Acme Corp", "Zero Ltd Holdings"],
+                                              "naics_code": [None, None], "lei": [None, None], "duns": [None, None],
+                                              "vat_number": [None, None]}),
+                                pd.DataFrame({"supplier_id": [1, 2], "kind": ["vendor_id"] * 2,
+                                              "alias_key": [vendor_number("0123"), vendor_number("000")]}))
+    found, how = match_vendors(pd.DataFrame({"vendor_id": ["123", "00", "", None],
+                                             "vendor_name": ["x", "y", "z", "w"]}), index)
+    assert found.tolist() == [1, 2, -1, -1] and how.tolist() == ["vendor_id", "vendor_id", "", ""]
 
 
 # --- supplier records --------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ the filter tests mirror the conformance service's test cases 20 to 39 and the ev
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pandas as pd
 import pytest
 
+from scope3lib import pages
 from scope3lib.errors import (
     EventRefused,
     FootprintNotFound,
@@ -26,6 +28,7 @@ from scope3lib.errors import (
 )
 from scope3lib.pact import events, filters, pagination, units
 from scope3lib.pact.model import ProductFootprint, add_years, notes, parse_footprint, parse_footprints
+from scope3lib.suppliers import pcf_pricing
 
 FIRST = "3a6c14a7-4deb-498a-b5ea-16ce2535b576"
 
@@ -423,6 +426,31 @@ def test_declared_units_of_transport_and_pieces() -> None:
     assert units.declared_units_per("kg", parts) == pytest.approx(0.2)
 
 
+def test_of_several_matching_footprints_one_order_chooses_the_one_that_prices_a_purchase() -> None:
+    def approved(n: int, submission: int, created: str, product: str) -> pcf_pricing.Approved:
+        fp = parse_footprint(footprint(id=f"00000000-0000-4000-8000-00000000000{n}", created=created,
+                                       productIds=[product]))
+        return pcf_pricing.Approved(submission, 7, fp)
+
+    def winner(candidates: list[pcf_pricing.Approved]) -> set[str]:
+        lines = pd.DataFrame({"posting_date": pd.to_datetime(["2025-03-10"]), "vendor_key": ["v7"],
+                              "vendor_name": ["Ethanol Works"], "supplier_id": [7], "category": [1],
+                              "currency": ["EUR"], "amount": [100.0], "product_id": ["URN:GTIN:4712345060507"],
+                              "quantity": [10.0], "unit": ["l"]})
+        return {str(pcf_pricing.price_lines(lines, order)[0]["factor_key"].iloc[0])
+                for order in itertools.permutations(candidates)}  # whatever order they are read in
+
+    exact_old = approved(1, 3, "2025-02-01T00:00:00Z", "urn:gtin:4712345060507")
+    by_last_part_new = approved(2, 2, "2025-03-01T00:00:00Z", "urn:pact:other.example:product-id:4712345060507")
+    exact_new = approved(3, 2, "2025-03-01T00:00:00Z", "urn:gtin:4712345060507")
+    assert pcf_pricing.product_keys(" URN:GTIN:47 ") == ("urn:gtin:47", "47")
+    assert pcf_pricing.product_keys("47") == ("47",) and pcf_pricing.product_keys(" ") == ()
+    assert winner([exact_old, by_last_part_new]) == {by_last_part_new.footprint.id}  # the most recently created
+    assert winner([exact_old, by_last_part_new, exact_new]) == {exact_new.footprint.id}  # then the greater id
+    later = approved(1, 4, "2025-03-01T00:00:00Z", "urn:gtin:4712345060507")
+    assert winner([later, by_last_part_new, exact_new]) == {later.footprint.id}  # then the later submission
+
+
 def test_a_unit_that_does_not_convert_is_refused_with_what_to_do() -> None:
     energy = _pcf(declaredUnitOfMeasurement="kilowatt hour", productMassPerDeclaredUnit="0").pcf
     with pytest.raises(UnitNotConvertible, match=r"a purchase in 'kg' \(a mass\) cannot be priced by a footprint "
@@ -439,19 +467,19 @@ def test_a_unit_that_does_not_convert_is_refused_with_what_to_do() -> None:
 
 def test_a_page_never_holds_more_than_the_limit_and_says_where_the_next_starts() -> None:
     items = list(range(5))
-    assert pagination.page(items, 2, 0) == ([0, 1], 2)
-    assert pagination.page(items, 2, 4) == ([4], None)
-    assert pagination.page(items, None, 0, max_page=3) == ([0, 1, 2], 3)
-    assert pagination.page(items, 10, 0, max_page=3) == ([0, 1, 2], 3)
-    assert pagination.page(items, 0, 0) == ([], None)  # a link to the same empty page would never end
-    assert pagination.page(items, 2, 9) == ([], None)
+    assert pages.page(items, 2, 0) == ([0, 1], 2)
+    assert pages.page(items, 2, 4) == ([4], None)
+    assert pages.page(items, None, 0, max_page=3) == ([0, 1, 2], 3)
+    assert pages.page(items, 10, 0, max_page=3) == ([0, 1, 2], 3)
+    assert pages.page(items, 0, 0) == ([], None)  # a link to the same empty page would never end
+    assert pages.page(items, 2, 9) == ([], None)
 
 
 def test_the_next_link_is_the_request_with_its_filters_and_a_new_offset() -> None:
     # Conformance test case 5 takes the link of ?limit=1, cuts the base URL and calls the rest.
     base = "https://pact.example:8443/pact"
     request = f"{base}/3/footprints?productId=urn:gtin:1&productId=urn:gtin:2&limit=1&offset=1"
-    link = pagination.next_link(request, 2)
+    link = pages.next_link(request, offset=2)
     assert link == (f"<{base}/3/footprints?productId=urn%3Agtin%3A1&productId=urn%3Agtin%3A2&limit=1&offset=2>; "
                     'rel="next"')
     target = link[1:link.index(">")]
@@ -460,6 +488,14 @@ def test_the_next_link_is_the_request_with_its_filters_and_a_new_offset() -> Non
     assert filters.FootprintFilter.from_query(params) == filters.FootprintFilter.from_query(parse_qsl(
         urlsplit(request).query))
     assert pagination.paging(params) == (1, 2)
+
+
+def test_the_next_link_replaces_only_the_paging_parameters_in_any_letter_case() -> None:
+    # The REST API's cursor links are built the same way (limit first, as docs/api.md shows).
+    url = "https://hub.example/services/api/suppliers?Cursor=WzFd&q=a%20b&flag=&limit=5"
+    assert pages.next_link(url, limit=5, cursor="WzJd") == (
+        '<https://hub.example/services/api/suppliers?q=a+b&flag=&limit=5&cursor=WzJd>; rel="next"')
+    assert pages.next_link("https://h.example/x", offset=3) == '<https://h.example/x?offset=3>; rel="next"'
 
 
 def test_a_limit_or_offset_that_is_not_a_count_is_a_bad_request() -> None:

@@ -20,12 +20,11 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .. import db
+from .. import db, frames
 from ..categories import DataSource, Method
 from . import currency
 
@@ -63,13 +62,6 @@ def read(bind: Engine | Connection, start: dt.date | str | None = None,
     return df
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as plain Python values (None for NaN/NA, no numpy scalars) for an executemany."""
-    clean = frame.astype(object).where(frame.notna(), None)
-    return [{str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-            for row in clean.to_dict("records")]
-
-
 def insert(conn: Connection, frame: pd.DataFrame) -> int:
     """Insert one entry per row of ``frame`` (columns: a subset of :data:`COLUMNS`, ``tenant_id`` included);
     returns how many. Fails as a whole when the database refuses any row."""
@@ -80,7 +72,7 @@ def insert(conn: Connection, frame: pd.DataFrame) -> int:
         return 0
     cols = list(frame.columns)
     conn.execute(sa.text(f"INSERT INTO emission_entries ({', '.join(cols)}) VALUES "
-                         f"({', '.join(':' + c for c in cols)})"), _records(frame))
+                         f"({', '.join(':' + c for c in cols)})"), frames.rows(frame))
     return len(frame)
 
 
@@ -123,8 +115,7 @@ def upsert_meter_days(conn: Connection, tenant_id: int, days: pd.DataFrame) -> t
                               "data_source": DataSource.IOT.value}
     for col in METER_DAY_COLUMNS:
         column = days[col].astype("Int64") if col in _INTEGER_COLUMNS else days[col]
-        values = column.astype(object).where(column.notna(), None).tolist()
-        params[col] = [v.item() if isinstance(v, np.generic) else v for v in values]
+        params[col] = frames.values(column)
     # One set-based upsert; RETURNING tells inserted rows from updated ones (unchanged return nothing).
     flags = conn.execute(sa.text(_UPSERT_METER_DAYS), params).scalars().all()
     inserted = sum(bool(f) for f in flags)
@@ -196,13 +187,6 @@ def apply_estimates(conn: Connection, estimates: pd.DataFrame, *, source: str,
     return int(conn.execute(_APPLY_ESTIMATES, params).rowcount)
 
 
-def set_ledger_reason(conn: Connection, reason: str, event: str | None = None) -> None:
-    """Record ``reason`` (and, for updates, ``event``: ``correct`` or ``recalculate``) in the ledger leaves this
-    transaction appends."""
-    conn.execute(sa.text("SELECT set_config('scope3.ledger_reason', :r, true), "
-                         "set_config('scope3.ledger_event', :e, true)"), {"r": reason, "e": event or ""})
-
-
 def insert_returning_ids(conn: Connection, frame: pd.DataFrame) -> list[int]:
     """:func:`insert`, returning the new entries' ids in the order of ``frame``'s rows (ids are drawn from the
     table's sequence first, so the order is certain)."""
@@ -212,7 +196,7 @@ def insert_returning_ids(conn: Connection, frame: pd.DataFrame) -> list[int]:
         "SELECT nextval(pg_get_serial_sequence('emission_entries', 'id')) FROM generate_series(1, :n)"),
         {"n": len(frame)}).scalars()]
     cols = ["id", *frame.columns]
-    rows = _records(frame.assign(id=ids)[cols])
+    rows = frames.rows(frame.assign(id=ids)[cols])
     # One statement (not one per row): the ledger trigger runs once per statement and appends every leaf.
     arrays = ", ".join(f"CAST(:{c} AS {_SQL_TYPES[c]}[])" for c in cols)
     conn.execute(sa.text(f"INSERT INTO emission_entries ({', '.join(cols)}) OVERRIDING SYSTEM VALUE "
@@ -239,7 +223,7 @@ def update_values(conn: Connection, frame: pd.DataFrame) -> int:
     differs = " OR ".join(f"e.{c} IS DISTINCT FROM u.{c}" for c in cols)
     arrays = ", ".join(f"CAST(:{c} AS {_SQL_TYPES[c]}[])" for c in ["id", *cols])
     # One statement per batch: the ledger trigger then appends the batch's leaves in one go.
-    rows = _records(frame[["id", *cols]])
+    rows = frames.rows(frame[["id", *cols]])
     params = {c: [r[c] for r in rows] for c in ["id", *cols]}
     result = conn.execute(sa.text(f"UPDATE emission_entries e SET {sets} FROM unnest({arrays}) AS u(id, "
                                   f"{', '.join(cols)}) WHERE e.id = u.id AND ({differs})"), params)
@@ -268,7 +252,9 @@ def delete(conn: Connection, ids: Sequence[int]) -> int:
 def reassign_supplier(conn: Connection, old: int, new: int, *, reason: str) -> int:
     """Move the open-period entries of supplier ``old`` to ``new`` (a merge of two records of one company); entries
     of closed periods keep theirs. Returns how many moved."""
-    set_ledger_reason(conn, reason, "correct")
+    from ..ledger import log as ledger_log  # the ledger's database half loads only where entries change
+
+    ledger_log.annotate(conn, "correct", reason)
     result = conn.execute(sa.text(
         "UPDATE emission_entries e SET supplier_id = :new WHERE supplier_id = :old AND NOT EXISTS "
         "(SELECT 1 FROM periods p WHERE p.tenant_id = e.tenant_id AND p.status = 'closed' "

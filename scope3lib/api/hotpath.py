@@ -24,12 +24,12 @@ import anyio.to_thread
 from pydantic import ValidationError
 from starlette.datastructures import URL
 
-from .. import db
+from .. import db, pages
 from . import ingest
 from .auth import Principal, Scope, admit, identify
 from .context import ApiContext
 from .inventory import EntryFilter
-from .pagination import json_page, next_link
+from .pagination import json_page
 from .problems import ApiProblem, problem_response
 
 AsgiScope = MutableMapping[str, Any]
@@ -113,7 +113,8 @@ class HotPath:
             raise Declined from exc
         headers = [_JSON]
         if cursor is not None:
-            headers.append((b"link", next_link(URL(scope=scope), cursor, query.limit).encode("latin-1")))
+            link = pages.next_link(str(URL(scope=scope)), limit=query.limit, cursor=cursor)
+            headers.append((b"link", link.encode("latin-1")))
         await _send(send, 200, body.encode(), headers)
         return who, 200
 

@@ -11,12 +11,12 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import db
+from .. import db, pages
 from ..accounting import activity, inventory
 from ..categories import DataSource, Method
 from .auth import Credential, Reader, Scope, Writer, admit, identify
 from .context import ApiContext, context
-from .pagination import Page, decode, json_page, next_link
+from .pagination import Page, decode, json_page
 from .problems import ApiProblem
 
 router = APIRouter(tags=["inventory"])
@@ -112,7 +112,7 @@ async def list_entries(request: Request, ctx: Ctx, credential: Credential,
             return json_page(cur, select, params, query.limit)
 
     body, cursor = await anyio.to_thread.run_sync(answer)
-    headers = {"Link": next_link(request.url, cursor, query.limit)} if cursor else None
+    headers = {"Link": pages.next_link(str(request.url), limit=query.limit, cursor=cursor)} if cursor else None
     return Response(body, media_type="application/json", headers=headers)
 
 

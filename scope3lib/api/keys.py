@@ -2,8 +2,8 @@
 
 A key reads ``s3k_<8 hex>_<43 URL-safe characters>``. Its first 12 characters (``s3k_`` and the hex) are its
 *prefix*, stored in clear so listings and the request log can name a key without revealing it; the whole key
-is stored only as its SHA-256. The secret is 256 random bits, so a fast hash is as safe as a slow one and a
-request pays one indexed lookup. Nothing is cached: a revoked or expired key is refused on its next request.
+is stored only as its SHA-256 (:mod:`scope3lib.tokens`, as every secret the platform issues). Nothing is
+cached: a revoked or expired key is refused on its next request.
 
 Scopes: ``read`` (GET everything), ``write`` (read, and create, change and run), ``ingest`` (a *device key*:
 POST readings for its one device to ``/iot/ingest/``, nothing else).
@@ -15,10 +15,7 @@ the tenant's read-write role (row-level security confines both to the tenant's k
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import re
-import secrets
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -27,6 +24,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from .. import tokens
 from ..errors import InvalidArgument, Scope3Error
 from ..tenancy import tenant_id
 
@@ -81,10 +79,6 @@ def parse_expiry(text: str | None) -> dt.timedelta | None:
     return dt.timedelta(hours=n) if unit == "h" else dt.timedelta(days=n * (7 if unit == "w" else 1))
 
 
-def hash_key(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
-
-
 def _check(name: str, scope: str, device: str | None) -> None:
     if not NAME_RE.match(name):
         raise InvalidArgument(f"invalid key name {name!r}: 1-64 letters, digits, ' ', '.', '_' and '-'")
@@ -104,8 +98,8 @@ def _device_id(conn: Connection, tid: int, device: str) -> int:
 
 def _insert(conn: Connection, tid: int, name: str, scope: str, device: str | None,
             expires: dt.timedelta | None, created_by: str) -> IssuedKey:
-    prefix = f"s3k_{secrets.token_hex(4)}"
-    key = f"{prefix}_{secrets.token_urlsafe(32)}"
+    prefix = tokens.public_id("s3k_", 4)
+    key = tokens.issue(f"{prefix}_")
     expires_at = dt.datetime.now(dt.UTC) + expires if expires else None
     if conn.scalar(sa.text("SELECT 1 FROM api_keys WHERE tenant_id = :t AND name = :n AND revoked_at IS NULL"),
                    {"t": tid, "n": name}):
@@ -113,7 +107,7 @@ def _insert(conn: Connection, tid: int, name: str, scope: str, device: str | Non
     conn.execute(
         sa.text("INSERT INTO api_keys (tenant_id, name, prefix, secret_hash, scope, device_id, created_by, expires_at) "
                 "VALUES (:t, :n, :p, :h, :s, :d, :c, :e)"),
-        {"t": tid, "n": name, "p": prefix, "h": hash_key(key), "s": scope,
+        {"t": tid, "n": name, "p": prefix, "h": tokens.digest(key), "s": scope,
          "d": None if device is None else _device_id(conn, tid, device), "c": created_by, "e": expires_at},
     )
     return IssuedKey(name=name, prefix=prefix, scope=scope, device=device, expires_at=expires_at, key=key)
@@ -180,7 +174,7 @@ _LOOKUP = ("SELECT k.prefix, k.id, k.secret_hash, k.scope, k.device_id, k.revoke
 
 
 def _judge(row: Any, prefix: str, key: str) -> KeyRecord | str:
-    if row is None or not hmac.compare_digest(bytes(row[2]), hash_key(key)):
+    if row is None or not tokens.matches(row[2], key):
         return "unknown API key"
     if row[5]:
         return f"API key {prefix} was revoked"

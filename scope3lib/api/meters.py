@@ -117,16 +117,7 @@ def patch_device(device: DeviceKey, body: DevicePatch, ctx: Ctx, who: Writer) ->
     for k in ("grid_region", "category", "expected_interval_s"):
         if k in changes and changes[k] is None:
             raise ApiProblem(422, "Invalid input", f"{k} cannot be null", field=f"body.{k}")
-    if changes:
-        sets = ", ".join(f"{k} = :{k}" for k in changes)
-        with ctx.write.begin() as conn:
-            if "grid_region" in changes:
-                devices.check_region(conn, changes["grid_region"])
-                changes["grid_region"] = changes["grid_region"].upper()
-            done = conn.execute(sa.text(f"UPDATE devices SET {sets} WHERE device_key = :key AND revoked_at IS NULL"),
-                                {**changes, "key": device}).rowcount
-        if not done:
-            raise ApiProblem(404, "Not found", f"no (unrevoked) device {device!r}", field="path.device")
+    devices.change_device(ctx.write, ctx.slug, device, changes)
     return _one(ctx, device)
 
 

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import frames
 from .auth import Reader, Writer
 from .context import ApiContext, context
 from .jobs import Job, start
-from .pagination import Cursor, Limit, Page, frame_page, records
+from .pagination import Cursor, Limit, Page, frame_page
 
 router = APIRouter(tags=["ml"])
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -50,7 +51,7 @@ def list_estimates(request: Request, response: Response, ctx: Ctx, who: Reader, 
                    cursor: Cursor = None) -> dict[str, Any]:
     from ..ml import estimates  # here: the ML stack takes seconds to import, and the API starts without it
 
-    return frame_page(request, response, records(estimates.stored_estimates(ctx.read)), limit, cursor)
+    return frame_page(request, response, frames.rows(estimates.stored_estimates(ctx.read)), limit, cursor)
 
 
 @router.get("/ml/hotspots", response_model=Page[Hotspot], summary="Suppliers whose intensity stands out")
@@ -58,7 +59,7 @@ def list_hotspots(request: Request, response: Response, ctx: Ctx, who: Reader, l
                   cursor: Cursor = None) -> dict[str, Any]:
     from ..ml import hotspots
 
-    return frame_page(request, response, records(hotspots.tenant_hotspots(ctx.read)), limit, cursor)
+    return frame_page(request, response, frames.rows(hotspots.tenant_hotspots(ctx.read)), limit, cursor)
 
 
 @router.post("/ml/predictions", response_model=Job, status_code=202,

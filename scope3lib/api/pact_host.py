@@ -41,7 +41,8 @@ from scope3lib.engagement import pact as engagement_pact
 from scope3lib.errors import EngagementError, PactError
 from scope3lib.pact import clients, events, store
 from scope3lib.pact.filters import FootprintFilter
-from scope3lib.pact.pagination import next_link, paging
+from scope3lib.pact.pagination import paging
+from scope3lib.pages import next_link
 
 log = logging.getLogger("scope3.pact")
 
@@ -228,7 +229,7 @@ def list_footprints(request: Request, ctx: Ctx, who: Client) -> JSONResponse:
     flt = FootprintFilter.from_query(params)
     limit, offset = paging(params)
     docs, following = store.list_footprints(ctx.read, ctx.slug, flt, limit=limit, offset=offset)
-    headers = {"Link": next_link(str(request.url), following)} if following is not None else None
+    headers = {"Link": next_link(str(request.url), offset=following)} if following is not None else None
     clients.record(ctx.write, ctx.tenant_id, "in", who.client_id, "list", "ok", url=str(request.url),
                    http_status=200, summary={"footprints": len(docs), "ids": [d["id"] for d in docs[:50]]})
     return JSONResponse({"data": docs}, headers=headers)

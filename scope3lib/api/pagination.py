@@ -11,12 +11,11 @@ import base64
 import binascii
 import json
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
-from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Query, Request, Response
 from pydantic import BaseModel, Field
-from starlette.datastructures import URL
 
+from .. import pages
 from .problems import ApiProblem
 
 if TYPE_CHECKING:
@@ -57,53 +56,23 @@ def page(request: Request, response: Response, rows: list[dict[str, Any]], limit
     """The page of ``rows`` (fetched with ``limit + 1``), with the Link header when there is a next page."""
     more = len(rows) > limit
     rows = rows[:limit]
-    cursor = encode(key_of(rows[-1])) if more and rows else None
-    if cursor is not None:
-        response.headers["Link"] = next_link(request.url, cursor, limit)
-    return {"items": rows, "next_cursor": cursor}
+    return _linked(request, response, rows, limit, encode(key_of(rows[-1])) if more and rows else None)
 
 
 def frame_page(request: Request, response: Response, records: list[dict[str, Any]], limit: int,
                cursor: str | None) -> dict[str, Any]:
     """A page of a list the library computes (estimates, hotspots): the cursor is a position in its order,
     which is stable while the data behind it does not change."""
-    start = (decode(cursor, (int,)) or [0])[0]
-    rows = records[start:start + limit + 1]
-    more = len(rows) > limit
-    next_cursor = encode([start + limit]) if more else None
-    if next_cursor is not None:
-        response.headers["Link"] = next_link(request.url, next_cursor, limit)
-    return {"items": rows[:limit], "next_cursor": next_cursor}
+    rows, following = pages.page(records, limit, (decode(cursor, (int,)) or [0])[0])
+    return _linked(request, response, rows, limit, None if following is None else encode([following]))
 
 
-def records(frame: Any) -> list[dict[str, Any]]:
-    """A DataFrame's rows as JSON-ready dicts: NaN, NaT, NA and infinities become null, numpy scalars Python's."""
-    import math
-
-    import pandas as pd
-
-    out = []
-    for row in frame.to_dict("records"):
-        clean = {}
-        for k, v in row.items():
-            if v is pd.NaT or v is pd.NA or (isinstance(v, float) and not math.isfinite(v)):
-                v = None
-            elif isinstance(v, pd.Timestamp):
-                v = v.to_pydatetime()
-            elif hasattr(v, "item") and not isinstance(v, str | bytes):
-                v = v.item()  # numpy scalars
-            clean[str(k)] = v
-        out.append(clean)
-    return out
-
-
-def next_link(url: URL, cursor: str, limit: int) -> str:
-    """The ``Link`` header of the page after ``url``'s: its query with ``cursor`` and ``limit`` set. (Plain
-    string work: Starlette's ``include_query_params`` parses the URL again, a tenth of a hot list's CPU.)"""
-    base, _, query = str(url).partition("?")
-    params = dict(parse_qsl(query, keep_blank_values=True))
-    params.update(cursor=cursor, limit=str(limit))
-    return f'<{base}?{urlencode(params)}>; rel="next"'
+def _linked(request: Request, response: Response, rows: list[dict[str, Any]], limit: int,
+            cursor: str | None) -> dict[str, Any]:
+    """The body of a :class:`Page`, and its Link header when there is a next page."""
+    if cursor is not None:
+        response.headers["Link"] = pages.next_link(str(request.url), limit=limit, cursor=cursor)
+    return {"items": rows, "next_cursor": cursor}
 
 
 def json_page(cur: psycopg.Cursor[Any], select_sql: str, params: dict[str, Any], limit: int) -> tuple[str, str | None]:

@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel
 
+from .. import frames
 from ..scenarios import model as scenarios
 from .auth import Reader, Writer
 from .context import ApiContext, context
-from .pagination import Cursor, Limit, Page, decode, page, records
+from .pagination import Cursor, Limit, Page, decode, page
 from .problems import ApiProblem
 
 router = APIRouter(tags=["scenarios"])
@@ -85,6 +86,6 @@ def delete_scenario(name: Name, ctx: Ctx, who: Writer) -> Response:
 def run_scenario(name: Name, ctx: Ctx, who: Reader) -> ScenarioRun:
     _exists(ctx, name)
     result = scenarios.run(ctx.read, scenarios.load(ctx.read, name))
-    summary = records(pd.DataFrame([result.summary]))[0]
-    return ScenarioRun(name=name, fingerprint=result.fingerprint, summary=summary, totals=records(result.totals),
-                       levers=records(result.levers))
+    summary = frames.rows(pd.DataFrame([result.summary]))[0]
+    return ScenarioRun(name=name, fingerprint=result.fingerprint, summary=summary,
+                       totals=frames.rows(result.totals), levers=frames.rows(result.levers))

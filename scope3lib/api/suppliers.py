@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import frames
 from ..errors import DuplicateSupplier, RowsRefused, SupplierError, UnknownSupplier
 from ..suppliers import records
 from .auth import Principal, Reader, Writer
@@ -215,8 +216,7 @@ def merge_supplier(supplier_id: SupplierId, body: MergeIn, ctx: Ctx, who: Writer
 def supplier_history(supplier_id: SupplierId, ctx: Ctx, who: Reader) -> dict[str, Any]:
     with _refusals(supplier_id), ctx.read.connect() as conn:
         df = records.history(conn, supplier_id)
-    items = df[["id", "changed_at", "actor", "role_name", "action", "reason", "changes"]].astype(object)
-    return {"items": items.where(items.notna(), None).to_dict("records")}
+    return {"items": frames.rows(df[["id", "changed_at", "actor", "role_name", "action", "reason", "changes"]])}
 
 
 @router.post("/suppliers/bulk", response_model=BulkResult, summary="Import suppliers: add new ones, update known")

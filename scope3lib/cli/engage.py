@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from .. import frames
 from ..engagement import pact as engagement_pact
 from ..engagement import requests, submissions, uploads
 from ..suppliers import records
@@ -101,7 +102,7 @@ def list_cmd(ctx: click.Context, slug: str, status: str | None, as_json: bool) -
     """The data requests with their status (overdue ones marked), reminders and submissions."""
     df = requests.requests(_tenant_engine(ctx, slug), status)
     if as_json:
-        echo_json(df.astype(object).where(df.notna(), None).to_dict("records"))
+        echo_json(frames.rows(df))
     elif df.empty:
         click.echo(f"{slug} has no data requests yet: `scope3 engage request {slug} SUPPLIER --product ID --due DATE`")
     else:
@@ -165,7 +166,7 @@ def submissions_cmd(ctx: click.Context, slug: str, status: str | None, as_json: 
     """What suppliers sent, newest first, and the decisions."""
     df = submissions.submissions(_tenant_engine(ctx, slug), status)
     if as_json:
-        echo_json(df.astype(object).where(df.notna(), None).to_dict("records"))
+        echo_json(frames.rows(df))
     elif df.empty:
         click.echo("no submissions" + (f" {status}" if status else ""))
     else:

@@ -35,8 +35,10 @@ def _tenant_engine(settings: Settings, slug: str) -> Engine:
 def _table(df: pd.DataFrame, as_json: bool) -> None:
     import pandas as pd
 
+    from .. import frames
+
     if as_json:
-        echo_json(df.to_dict("records"))
+        echo_json(frames.rows(df))
     else:
         with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 90):
             click.echo(df.to_string() if not df.empty else "(none)")
@@ -91,13 +93,14 @@ def ml_predict(ctx: click.Context, slug: str, version: str | None, dry_run: bool
 @click.pass_context
 def ml_report(ctx: click.Context, slug: str, version: str | None, as_json: bool) -> None:
     """The model's out-of-fold metrics against the EEIO baseline, and the stored versions."""
+    from .. import frames
     from ..ml import estimates
     from ..ml import registry as models_registry
 
     rep = estimates.report_tenant(ctx.obj.data_dir, slug, version)
     if as_json:
-        echo_json({"metrics": rep.reset_index().to_dict("records"),
-                   "versions": models_registry.versions(ctx.obj.data_dir, slug).to_dict("records")})
+        echo_json({"metrics": frames.rows(rep.reset_index()),
+                   "versions": frames.rows(models_registry.versions(ctx.obj.data_dir, slug))})
         return
     _table(rep.round(3), False)
     click.echo("")

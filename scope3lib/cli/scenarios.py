@@ -10,7 +10,7 @@ import click
 import pandas as pd
 import sqlalchemy as sa
 
-from .. import db, scenarios, tenancy
+from .. import db, frames, scenarios, tenancy
 from . import echo_json, main
 
 
@@ -32,7 +32,7 @@ def scenarios_list(ctx: click.Context, slug: str, as_json: bool) -> None:
     """List the scenarios stored for tenant SLUG."""
     df = scenarios.list_scenarios(_tenant_engine(ctx, slug))
     if as_json:
-        echo_json(df.to_dict("records"))
+        echo_json(frames.rows(df))
     elif df.empty:
         click.echo(f"no scenarios stored for {slug} (run one with `scope3 scenarios run {slug} FILE.yaml --save`)")
     else:
@@ -54,8 +54,8 @@ def scenarios_run(ctx: click.Context, slug: str, path: str, save: bool, replace:
     if save:
         scenarios.save(engine, scenario, replace=replace)
     if as_json:
-        echo_json({"summary": result.summary, "levers": result.levers.to_dict("records"),
-                   "years": result.totals.to_dict("records"), "fingerprint": result.fingerprint})
+        echo_json({"summary": result.summary, "levers": frames.rows(result.levers),
+                   "years": frames.rows(result.totals), "fingerprint": result.fingerprint})
         return
     s = result.summary
     with pd.option_context("display.width", 200, "display.max_columns", 20):

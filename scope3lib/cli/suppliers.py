@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 import pandas as pd
 
+from .. import frames
 from ..errors import InvalidArgument, RowsRefused
 from ..suppliers import disclosures, records, spend
 from . import echo_json, main
@@ -54,7 +55,7 @@ def suppliers_list(ctx: click.Context, slug: str, archived: bool, as_json: bool)
     df = records.suppliers(_tenant_engine(ctx, slug), include_archived=archived)
     shown = df[_SHOWN + (["archived_at", "merged_into"] if archived else [])]
     if as_json:
-        echo_json(shown.astype(object).where(shown.notna(), None).to_dict("records"))
+        echo_json(frames.rows(shown))
     elif shown.empty:
         click.echo(f"{slug} has no suppliers yet: `scope3 suppliers import {slug} FILE`")
     else:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from .. import frames
 from ..accounting import entries
 from ..errors import Scope3Error
 from ..factors import builtin_factors
@@ -262,11 +262,4 @@ def load(engine: Engine, slug: str, data: DemoData) -> None:
             # Demo meters get their credentials from `scope3 meters simulate`, which re-issues them.
             credential_hash=[mosquitto_hash(secrets.token_urlsafe(18)) for _ in range(len(data.devices))],
         )
-        conn.execute(sa.insert(Device), _records(devices.drop(columns=["supplier"])))
-
-
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as plain Python values (no NaN, no numpy scalars) for an executemany."""
-    clean = df.astype(object).where(df.notna(), None)
-    return [{str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-            for row in clean.to_dict("records")]
+        conn.execute(sa.insert(Device), frames.rows(devices.drop(columns=["supplier"])))

@@ -27,7 +27,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .. import db
-from ..accounting import entries
 from ..accounting.periods import closed_periods
 from ..errors import EngagementError, SelfApproval
 from ..ledger.canonical import canonical_json
@@ -221,7 +220,9 @@ def approve(engine: Engine, submission_id: int, *, decided_by: str | None = None
         created = updated = deleted = 0
         unpriced: tuple[str, ...] = ()
         if row.kind == "pcf":
-            entries.set_ledger_reason(conn, why, "recalculate")
+            from ..ledger import log as ledger_log  # the ledger's database half loads only where entries change
+
+            ledger_log.annotate(conn, "recalculate", why)
             created, updated, deleted, _ = spend.rebuild(conn, _open_product_months(conn, int(row.supplier_id)))
             unpriced = _unpriced(conn, row)
         else:

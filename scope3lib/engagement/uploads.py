@@ -13,10 +13,8 @@ line by line, naming the column and what to write, before anything is stored.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
-import secrets
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from .. import tokens
 from ..errors import FileFormatError, FootprintRefused, UploadRefused
 from ..pact.model import check_footprint
 from ..sheets import read_sheet
@@ -88,22 +87,18 @@ class Grant:
     max_bytes: int
 
 
-def token_hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
 def issue(conn: Connection, request_id: int, *, created_by: str, days: int = 30, max_uses: int = 1,
           max_bytes: int = 5 * 1024 * 1024) -> Link:
     """A new upload token for ``request_id``, in the caller's transaction; the earlier live ones are withdrawn,
     so a reminder's link is the only one that works."""
     conn.execute(sa.text("UPDATE upload_tokens SET revoked_at = now() WHERE request_id = :r AND revoked_at IS NULL"),
                  {"r": request_id})
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = tokens.issue(TOKEN_PREFIX)
     row = conn.execute(sa.text(
         "INSERT INTO upload_tokens (tenant_id, request_id, token_hash, expires_at, max_uses, max_bytes, created_by) "
         "VALUES (tenant_of(current_user), :r, :h, now() + make_interval(days => :d), :u, :b, :by) "
         "RETURNING id, expires_at"),
-        {"r": request_id, "h": token_hash(token), "d": days, "u": max_uses, "b": max_bytes, "by": created_by}).one()
+        {"r": request_id, "h": tokens.digest(token), "d": days, "u": max_uses, "b": max_bytes, "by": created_by}).one()
     return Link(token, int(row.id), row.expires_at)
 
 
@@ -117,7 +112,7 @@ SELECT t.id, t.request_id, t.expires_at, t.max_uses - t.uses AS uses_left, t.max
 def grant(conn: Connection, token: str) -> Grant:
     """What ``token`` allows, or :class:`~scope3lib.errors.UploadRefused`: 401 for a token that does not exist,
     410 for one expired, used up or withdrawn."""
-    row = conn.execute(sa.text(_GRANT), {"h": token_hash(token.strip())}).first() if token.startswith(
+    row = conn.execute(sa.text(_GRANT), {"h": tokens.digest(token.strip())}).first() if token.startswith(
         TOKEN_PREFIX) else None
     if row is None:
         raise UploadRefused("this upload link is not valid: check that the whole link was copied, or ask your "

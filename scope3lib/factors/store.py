@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from .. import frames
 from ..db import read_frame
 from ..errors import FactorFileError, InvalidArgument, Scope3Error
 from . import sources
@@ -55,12 +55,6 @@ class ImportOutcome:
         return f"imported {self.source} {self.version}: {self.factors} factors"
 
 
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    clean = df.astype(object).where(df.notna(), None)
-    return [{str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-            for row in clean.to_dict("records")]
-
-
 def _insert_factors(conn: Connection, dataset_id: int, factors: pd.DataFrame) -> int:
     if factors.empty:
         return 0
@@ -77,7 +71,7 @@ def _insert_factors(conn: Connection, dataset_id: int, factors: pd.DataFrame) ->
             ":kg_co2_per_unit, :kg_ch4_per_unit, :kg_n2o_per_unit, :gwp, :scope, :category_hint, :citation) "
             "ON CONFLICT (dataset_id, factor_key, region, year) DO NOTHING"
         ),
-        _records(df),
+        frames.rows(df),
     )
     return int(result.rowcount or 0)
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -98,11 +99,17 @@ def _check_device_fields(device_key: str, region: str, category: int, expected_i
         raise InvalidArgument(
             f"invalid device id {device_key!r}: use 1-64 letters, digits, '_' and '-' (it becomes a topic level)"
         )
+    _check_settings({"grid_region": region, "category": category, "expected_interval_s": expected_interval_s})
+
+
+def _check_settings(values: Mapping[str, Any]) -> None:
+    """The form of those of a meter's region, category and expected interval that ``values`` holds."""
+    region = values.get("grid_region", "XX")
     if not REGION_RE.match(region):
         raise InvalidArgument(f"invalid grid region {region!r}: e.g. an eGRID subregion (CAMX) or a country (GB)")
-    if not 1 <= category <= 15:
-        raise InvalidArgument(f"category must be a GHG Protocol Scope 3 category 1-15, got {category}")
-    if expected_interval_s <= 0:
+    if not 1 <= values.get("category", 1) <= 15:
+        raise InvalidArgument(f"category must be a GHG Protocol Scope 3 category 1-15, got {values['category']}")
+    if values.get("expected_interval_s", 1) <= 0:
         raise InvalidArgument("expected interval must be a positive number of seconds")
 
 
@@ -156,6 +163,34 @@ def issue_credentials(
         mqtt_username=mqtt_username(slug, device_key), mqtt_password=password,
         grid_region=row.grid_region, category=row.category,
     )
+
+
+CHANGEABLE = ("grid_region", "supplier_id", "category", "expected_interval_s")
+
+
+def change_device(engine: Engine, slug: str, device_key: str, changes: Mapping[str, Any]) -> None:
+    """Change a live meter's region, supplier (by id; None for none), category or expected interval.
+
+    Only the fields in ``changes`` change; the region is checked as when the meter was added, and stored in
+    capitals. Its credentials and topic stay as they are, so the broker needs no reload.
+    """
+    unknown = sorted(set(changes) - set(CHANGEABLE))
+    if unknown:
+        raise InvalidArgument(f"a device's {', '.join(unknown)} cannot be changed; only {', '.join(CHANGEABLE)}")
+    values = dict(changes)
+    with engine.begin() as conn:
+        tid = tenant_id(conn, slug)
+        _check_settings(values)
+        if "grid_region" in values:
+            check_region(conn, values["grid_region"])
+            values["grid_region"] = values["grid_region"].upper()
+        if values.get("supplier_id") is not None and conn.scalar(sa.select(Supplier.id).where(
+                Supplier.tenant_id == tid, Supplier.id == values["supplier_id"])) is None:
+            raise UnknownSupplier(f"tenant {slug!r} has no supplier {values['supplier_id']}")
+        if values and conn.execute(sa.update(Device).where(
+                Device.tenant_id == tid, Device.device_key == device_key, Device.revoked_at.is_(None))
+                .values(**values)).rowcount == 0:
+            raise UnknownDevice(f"tenant {slug!r} has no (unrevoked) device {device_key!r}")
 
 
 def remove_device(engine: Engine, slug: str, device_key: str, *, broker: MosquittoFiles | None = None) -> bool:

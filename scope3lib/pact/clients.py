@@ -15,10 +15,7 @@ read-write role; row-level security confines both to the tenant's rows).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import re
-import secrets
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
+from scope3lib import tokens
 from scope3lib.errors import InvalidArgument, PactError, Scope3Error
 from scope3lib.tenancy import tenant_id
 
@@ -87,10 +85,6 @@ class Partner:
     partner_client_secret: str | None
 
 
-def _hash(value: str) -> bytes:
-    return hashlib.sha256(value.encode()).digest()
-
-
 def create_client(engine: Engine, slug: str, name: str, *, created_by: str = "operator",
                   partner_url: str | None = None, partner_client_id: str | None = None,
                   partner_client_secret: str | None = None) -> IssuedClient:
@@ -101,7 +95,7 @@ def create_client(engine: Engine, slug: str, name: str, *, created_by: str = "op
         raise InvalidArgument(f"partner URL {partner_url!r} is not https://...: PACT hosts are HTTPS only")
     if (partner_client_id is None) != (partner_client_secret is None):
         raise InvalidArgument("give the partner's client id and secret together (or neither)")
-    client_id, secret = f"pact_{secrets.token_hex(8)}", secrets.token_urlsafe(32)
+    client_id, secret = tokens.public_id("pact_", 8), tokens.issue()
     with engine.begin() as conn:
         tid = tenant_id(conn, slug)
         if conn.scalar(sa.text("SELECT 1 FROM pact_clients WHERE tenant_id = :t AND name = :n AND revoked_at IS NULL"),
@@ -110,7 +104,7 @@ def create_client(engine: Engine, slug: str, name: str, *, created_by: str = "op
         conn.execute(sa.text(
             "INSERT INTO pact_clients (tenant_id, name, client_id, secret_hash, partner_url, partner_client_id, "
             "partner_client_secret, created_by) VALUES (:t, :n, :c, :h, :u, :pi, :ps, :by)"),
-            {"t": tid, "n": name, "c": client_id, "h": _hash(secret), "u": partner_url, "pi": partner_client_id,
+            {"t": tid, "n": name, "c": client_id, "h": tokens.digest(secret), "u": partner_url, "pi": partner_client_id,
              "ps": partner_client_secret, "by": created_by})
     return IssuedClient(name=name, client_id=client_id, client_secret=secret, partner_url=partner_url)
 
@@ -146,16 +140,16 @@ def issue_token(engine: Engine, slug: str, client_id: str, client_secret: str) -
         tid = tenant_id(conn, slug)
         row = conn.execute(sa.text("SELECT id, secret_hash, revoked_at FROM pact_clients "
                                    "WHERE tenant_id = :t AND client_id = :c"), {"t": tid, "c": client_id}).first()
-        if row is None or not hmac.compare_digest(bytes(row.secret_hash), _hash(client_secret)):
+        if row is None or not tokens.matches(row.secret_hash, client_secret):
             raise InvalidClient("unknown client or wrong secret")
         if row.revoked_at is not None:
             raise InvalidClient(f"client {client_id} was revoked")
-        token = f"pat_{secrets.token_urlsafe(32)}"
+        token = tokens.issue("pat_")
         conn.execute(sa.text("DELETE FROM pact_tokens WHERE tenant_id = :t AND expires_at < now() - interval '1 day'"),
                      {"t": tid})
         conn.execute(sa.text("INSERT INTO pact_tokens (tenant_id, client, token_hash, expires_at) "
                              "VALUES (:t, :c, :h, now() + :life)"),
-                     {"t": tid, "c": row.id, "h": _hash(token), "life": TOKEN_LIFETIME})
+                     {"t": tid, "c": row.id, "h": tokens.digest(token), "life": TOKEN_LIFETIME})
         conn.execute(sa.text("UPDATE pact_clients SET last_used_at = now() WHERE id = :c"), {"c": row.id})
     return token, int(TOKEN_LIFETIME.total_seconds())
 
@@ -166,7 +160,7 @@ def verify_token(engine: Engine, tid: int, token: str) -> Caller:
         row = conn.execute(sa.text(
             "SELECT c.id, c.client_id, c.name, c.revoked_at, t.expires_at <= now() AS expired FROM pact_tokens t "
             "JOIN pact_clients c ON c.id = t.client WHERE t.token_hash = :h AND t.tenant_id = :t"),
-            {"h": _hash(token), "t": tid}).first()
+            {"h": tokens.digest(token), "t": tid}).first()
     if row is None:
         raise InvalidToken("unknown access token: get one from the token endpoint")
     if row.revoked_at is not None:

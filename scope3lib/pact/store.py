@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from scope3lib.errors import FootprintNotFound, FootprintRefused, Problem
 from scope3lib.pact.filters import COLUMNS, FootprintFilter, mask
 from scope3lib.pact.model import ProductFootprint, notes, parse_footprints
-from scope3lib.pact.pagination import page
+from scope3lib.pages import page
 from scope3lib.tenancy import tenant_id
 
 _INSERT = sa.text(

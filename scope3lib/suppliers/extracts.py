@@ -172,9 +172,9 @@ def _per_distinct(values: pd.Series, fn: Callable[[str], str]) -> np.ndarray:
     return done[np.where(codes < 0, len(uniques), codes)]
 
 
-def _vendor_key(vendor_id: str, name: str) -> str:
-    vid = vendor_id.strip()
-    return f"id:{vid.lstrip('0') or '0'}" if vid else f"name:{ids.name_key(name)}"
+def _vendor_key(vendor_id: object, name: str) -> str:
+    vid = ids.vendor_number(vendor_id)
+    return f"id:{vid}" if vid is not None else f"name:{ids.name_key(name)}"
 
 
 def vendor_keys(vendor_id: pd.Series, vendor_name: pd.Series) -> np.ndarray:
@@ -188,7 +188,7 @@ def vendor_keys(vendor_id: pd.Series, vendor_name: pd.Series) -> np.ndarray:
     first = np.full(len(uniques), len(codes), dtype=np.int64)
     np.minimum.at(first, codes, np.arange(len(codes)))
     ids_, names_ = vendor_id.to_numpy(dtype=object), vendor_name.to_numpy(dtype=object)
-    keys = np.array([_vendor_key(str(ids_[i]), str(names_[i])) for i in first] + [""], dtype=object)
+    keys = np.array([_vendor_key(ids_[i], str(names_[i])) for i in first] + [""], dtype=object)
     return keys[codes]
 
 

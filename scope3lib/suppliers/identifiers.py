@@ -1,4 +1,4 @@
-"""Normalised forms of what identifies a company: its name, LEI, DUNS number and VAT number.
+"""Normalised forms of what identifies a company: its name, LEI, DUNS number, VAT number and ERP vendor number.
 
 Two records of one company rarely spell it the same way ("ACME GmbH", "Acme G.m.b.H.", "acme"), so names
 are compared by a *key*: lower case, accents folded, punctuation dropped, legal forms (GmbH, Inc, Ltd, SA,
@@ -48,6 +48,16 @@ def name_key(name: object) -> str:
     words = name.lower().translate(_ASCII_TABLE).split()
     kept = [w for w in words if w not in LEGAL_FORMS]
     return " ".join(kept or words)
+
+
+def vendor_number(value: object) -> str | None:
+    """The key an ERP vendor number is matched by, the same in extracts, aliases and matching: without the
+    spaces around it and its leading zeros (``" 000123"`` -> ``"123"``; all zeros -> ``"0"``, itself a number);
+    None for no number (None, NaN, or blank)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value).strip()
+    return (text.lstrip("0") or "0") if text else None
 
 
 def name_keys(names: Iterable[object]) -> np.ndarray:

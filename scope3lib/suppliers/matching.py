@@ -78,8 +78,7 @@ def match_vendors(vendors: pd.DataFrame, index: SupplierIndex) -> tuple[np.ndarr
         found[new] = hit[new].astype(np.int64)
         how[new] = label
 
-    vid = vendors["vendor_id"].astype(str).str.strip().str.lstrip("0")
-    take(vid.where(vid != "", None), index.by_vendor_id, "vendor_id")
+    take([ids.vendor_number(v) for v in vendors["vendor_id"]], index.by_vendor_id, "vendor_id")
     checks = {"vat_number": ids.vat_number, "lei": ids.lei, "duns": ids.duns}
     for f, check in checks.items():
         if f in vendors:

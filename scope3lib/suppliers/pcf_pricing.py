@@ -4,9 +4,10 @@ A spend line that names a product (``product_id``), a quantity and its unit, bou
 approved submission holds an Active PACT footprint of that product, is priced as supplier-specific data:
 quantity x the footprint's PCF per declared unit, the purchase's unit converted to the declared unit by
 :mod:`scope3lib.pact.units`. A line's ``product_id`` matches a footprint's ``productIds`` whole (``urn:gtin:
-4712345060507``) or by the last part of the URN (``4712345060507``), without regard to case; when several
-approved footprints name the product, the newest approval wins. A line whose unit does not convert stays
-spend-based, and :func:`unpriced` says why.
+4712345060507``) or by the last part of the URN (``4712345060507``), without regard to case. When several
+approved Active footprints of the supplier match, one order decides, whatever order they were read in
+(:func:`precedence`): the most recently created footprint wins, then the one of the later submission, then
+the greater footprint id. A line whose unit does not convert stays spend-based, and :func:`unpriced` says why.
 
 Lines priced this way form groups of their own (month, vendor, footprint, unit, currency), one entry each,
 whose factor traces to the submission: ``factor_source`` ``supplier-pcf``, ``factor_version``
@@ -15,6 +16,7 @@ whose factor traces to the submission: ``factor_source`` ``supplier-pcf``, ``fac
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,16 +44,23 @@ class Approved:
     footprint: ProductFootprint
 
 
-def product_keys(product_id: str) -> set[str]:
-    """The keys a product id is matched by: the whole id and the last part of a URN, lower case."""
+def product_keys(product_id: str) -> tuple[str, ...]:
+    """The keys a product id is matched by, lower case: the whole id, then the last part of a URN."""
     text = product_id.strip().lower()
-    return {text, text.rsplit(":", 1)[-1]} if text else set()
+    last = text.rsplit(":", 1)[-1]
+    return () if not text else (text,) if last == text else (text, last)
+
+
+def precedence(approved: Approved) -> tuple[dt.datetime, int, str]:
+    """The rank of an approved footprint among those that match a purchase; the highest prices it: the most
+    recently created footprint, then the later submission, then the greater footprint id."""
+    return approved.footprint.created, approved.submission_id, str(approved.footprint.id)
 
 
 def footprint_index(approved: list[Approved]) -> dict[tuple[int, str], Approved]:
-    """(supplier id, product key) -> the newest approved Active footprint of that product."""
+    """(supplier id, product key) -> the approved Active footprint of that product that ranks highest."""
     index: dict[tuple[int, str], Approved] = {}
-    for a in sorted(approved, key=lambda a: (a.submission_id, a.footprint.created)):
+    for a in sorted(approved, key=precedence):
         if a.footprint.status != "Active":
             continue
         for pid in a.footprint.productIds:
@@ -90,7 +99,7 @@ def _footprint_for(index: dict[tuple[int, str], Approved], sid: int, pid: str, u
                    ) -> tuple[Approved | None, str, float]:
     """The approved footprint that prices a purchase of ``pid`` from supplier ``sid`` in ``unit``, with its kg CO2e
     per unit; or None and why it cannot (a unit the footprint's declared unit does not convert to)."""
-    hit = next((index[(sid, k)] for k in product_keys(pid) if (sid, k) in index), None)
+    hit = max((index[(sid, k)] for k in product_keys(pid) if (sid, k) in index), key=precedence, default=None)
     if hit is None:
         return None, "", float("nan")
     try:

@@ -32,7 +32,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .. import db
+from .. import db, frames
 from ..accounting import currency, entries
 from ..accounting.periods import pg_message, tenant_of
 from ..errors import DuplicateSupplier, InvalidArgument, RowsRefused, SupplierError, UnknownSupplier
@@ -324,8 +324,7 @@ def _check_one(fields: dict[str, Any], ref: Reference) -> dict[str, Any]:
     frame, problems = _check_rows(raw, ref)
     if problems:
         raise SupplierError("; ".join(p for _, _, p in problems), [(f, p) for _, f, p in problems])
-    row = frame.iloc[0].to_dict()
-    return {str(k): (None if v is None or (isinstance(v, float) and np.isnan(v)) else v) for k, v in row.items()}
+    return frames.rows(frame.iloc[:1])[0]
 
 
 def _slug(conn: Connection) -> str:
@@ -420,8 +419,7 @@ def add_many(conn: Connection, tenant_id: int, frame: pd.DataFrame, *, reason: s
     if unknown:
         raise InvalidArgument(f"not fields of a supplier: {', '.join(unknown)}")
     conn.execute(sa.text("SELECT set_config('scope3.change_reason', :r, true)"), {"r": reason})
-    rows = [{str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
-            for r in frame.astype(object).where(frame.notna(), None).to_dict("records")]
+    rows = frames.rows(frame)
     cols = list(frame.columns)
     conn.execute(sa.text(f"INSERT INTO suppliers (tenant_id, {', '.join(cols)}) VALUES "
                          f"(:tenant_id, {', '.join(':' + c for c in cols)})"),
@@ -432,7 +430,9 @@ def add_many(conn: Connection, tenant_id: int, frame: pd.DataFrame, *, reason: s
 
 def add_alias(conn: Connection, supplier_id: int, kind: str, alias: str) -> None:
     """Let ``alias`` (another name, or an ERP vendor number) stand for the supplier in matching."""
-    key = ids.name_key(alias) if kind == "name" else alias.strip().lstrip("0") or "0"
+    key = ids.name_key(alias) if kind == "name" else ids.vendor_number(alias)
+    if key is None:
+        raise InvalidArgument(f"a vendor number alias needs a number, got {alias!r}")
     conn.execute(sa.text("INSERT INTO supplier_aliases (tenant_id, supplier_id, kind, alias, alias_key) "
                          "VALUES (tenant_of(current_user), :s, :k, :a, :key) ON CONFLICT (tenant_id, kind, alias_key) "
                          "DO UPDATE SET supplier_id = EXCLUDED.supplier_id, alias = EXCLUDED.alias"),
@@ -555,8 +555,7 @@ def import_suppliers(engine: Engine, rows: pd.DataFrame | str | Path, *, source:
 def _write_import(conn: Connection, frame: pd.DataFrame, match: np.ndarray, existing: pd.DataFrame) -> tuple[int, int]:
     tid = tenant_of(conn)
     fields = [c for c in frame.columns if c in FIELDS]
-    records = [{k: (None if v is None or (isinstance(v, float) and np.isnan(v)) else v) for k, v in r.items()}
-               for r in frame.to_dict("records")]
+    records = frames.rows(frame)
     new = [r for r, m in zip(records, match, strict=True) if m < 0]
     try:
         _insert(conn, tid, [{f: r.get(f) for f in fields} for r in new])

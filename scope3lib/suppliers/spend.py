@@ -30,7 +30,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .. import db
+from .. import db, frames
 from ..accounting import currency, entries
 from ..accounting.periods import closed_periods, pg_message, tenant_of
 from ..errors import ExtractError, RowsRefused, Scope3Error
@@ -178,7 +178,9 @@ def _write_import(conn: Connection, p: Path, digest: str, m: extracts.Mapping, l
                            "import it with --replace --reason '...' (the old lines of those months are replaced "
                            "through the ledger); if it comes from another ERP, give it its own --mapping name")
     who = records.actor()
-    entries.set_ledger_reason(conn, reason or f"spend extract {p.name}", "recalculate")
+    from ..ledger import log as ledger_log  # the ledger's database half loads only where entries change
+
+    ledger_log.annotate(conn, "recalculate", reason or f"spend extract {p.name}")
     import_id = int(conn.scalar(sa.text(
         "INSERT INTO spend_imports (tenant_id, file_name, sha256, mapping, first_day, last_day, lines, replaces, "
         "reason, imported_by) VALUES (tenant_of(current_user), :f, :h, :m, :a, :b, :n, :r, :why, :who) RETURNING id"),
@@ -223,8 +225,7 @@ def _insert_lines(conn: Connection, import_id: int, lines: pd.DataFrame) -> None
         part = frame.iloc[start:start + _CHUNK]
         params: dict[str, Any] = {"import_id": import_id}
         for c in cols:
-            values = part[c].astype(object).where(part[c].notna(), None).tolist()
-            params[c] = [v.item() if isinstance(v, np.generic) else v for v in values]
+            params[c] = frames.values(part[c])
         conn.execute(sql, params)
 
 
@@ -445,7 +446,9 @@ def reapply(conn: Connection, reason: str) -> tuple[int, int, int]:
     changed = ((again["supplier_id"].to_numpy() != lines["supplier_id"].to_numpy())
                | (again["category"].to_numpy() != lines["category"].to_numpy())
                | (again["naics_code"].to_numpy() != lines["naics_code"].to_numpy()))
-    entries.set_ledger_reason(conn, reason, "recalculate")
+    from ..ledger import log as ledger_log  # the ledger's database half loads only where entries change
+
+    ledger_log.annotate(conn, "recalculate", reason)
     diff = again[changed]
     if len(diff):
         conn.execute(sa.text(
