@@ -38,7 +38,7 @@ from scope3lib.db import libpq_url
 from scope3lib.errors import InvalidReading
 from scope3lib.meters.broker import MqttParams
 from scope3lib.meters.contract import READINGS_FILTER, parse_payload, parse_topic
-from scope3lib.meters.ingest import STAGE_DDL, write_messages
+from scope3lib.meters.ingest import STAGE_DDL, LastSeen, write_messages
 
 from .metrics import Histogram, MetricsServer, counter, gauge, labelled_counter
 from .mqtt_client import ReceiveClient
@@ -50,9 +50,6 @@ SUBSCRIPTION = READINGS_FILTER
 # revoked device is refused within this time (the broker has already disconnected it).
 _KNOWN_CACHE_S = 30.0
 _UNKNOWN_CACHE_S = 5.0
-# devices.last_seen is written at most this often per device: one UPDATE per device per batch would
-# cost more than the readings themselves at full speed. Status checks tolerate this staleness.
-_LAST_SEEN_EVERY_S = 5.0
 _BACKOFF_MAX_S = 10.0
 
 
@@ -148,7 +145,7 @@ class IngestService:
         self._unacked = 0
         self._devices: dict[tuple[str, str], tuple[float, int, int, int | None]] = {}
         self._unknown: dict[tuple[str, str], tuple[float, str, int | None]] = {}
-        self._last_seen: dict[int, float] = {}
+        self._last_seen = LastSeen()
         self._topics: dict[str, tuple[str, str]] = {}
         self._threads: list[threading.Thread] = []
         self._client = self._make_client(tuned_receive)
@@ -314,16 +311,8 @@ class IngestService:
         """Write one batch in one transaction (the code path the API's HTTP ingest shares); returns (rows
         inserted, rows offered, reject reasons)."""
         now = time.monotonic()
-        last_seen = self._last_seen
-
-        def mark_seen(device_id: int) -> bool:
-            if now - last_seen.get(device_id, 0.0) >= _LAST_SEEN_EVERY_S:
-                last_seen[device_id] = now
-                return True
-            return False
-
         written = write_messages(conn, batch, lambda tenant, device: self._resolve(conn, tenant, device, now),
-                                 lambda tenant: self._tenant_id_of(conn, tenant), mark_seen)
+                                 lambda tenant: self._tenant_id_of(conn, tenant), self._last_seen.marker())
         return written.inserted, written.offered, written.reasons
 
     def _take_batch(self) -> tuple[int, list[_Message]]:
@@ -433,7 +422,7 @@ class IngestService:
         """After the database refused ``batch`` (``refused`` times): forget the device caches and
         resolve its messages again; from the third refusal on, its messages become rejects."""
         self._devices.clear()
-        self._last_seen.clear()
+        self._last_seen.forget()
         for m in batch:
             if refused >= 3:
                 m.reason = m.reason or f"database refused the batch: {first_line}"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from .errors import ConfigurationError, DatabaseUnavailable
 
 if TYPE_CHECKING:
     import pandas as pd
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -169,3 +171,21 @@ def read_frame(bind: Engine | Connection, sql: str | sa.TextClause | sa.Select[A
         return pd.read_sql(query, bind, params=dict(params) if params else None)
     with bind.connect() as conn:
         return pd.read_sql(query, conn, params=dict(params) if params else None)
+
+
+@contextmanager
+def raw_cursor(engine: Engine) -> Iterator[psycopg.Cursor[Any]]:
+    """A psycopg cursor on one of ``engine``'s pooled connections, returned to the pool (rolled back) after.
+
+    For the few hot paths where SQLAlchemy's statement layer costs more than the query (the API's list of
+    emission entries and its key checks: docs/benchmarks.md, API); everything else uses the engine.
+    """
+    conn = engine.raw_connection()
+    try:
+        cur: psycopg.Cursor[Any] = conn.cursor()  # type: ignore[assignment]  # the pool's driver is psycopg
+        try:
+            yield cur
+        finally:
+            cur.close()
+    finally:
+        conn.close()

@@ -40,7 +40,9 @@ from . import (
     scenarios,
     suppliers,
 )
+from .bodylimit import BodyLimit
 from .context import ApiContext
+from .hotpath import HotPath
 from .ratelimit import PLAN_RATES, RateLimiter
 from .requestlog import RequestLog, RequestLogMiddleware
 
@@ -114,10 +116,11 @@ def _context(config: ApiConfig) -> ApiContext:
         raise ConfigurationError(f"the read-only database URL is not tenant {config.slug!r}'s role: the API connects "
                                  "with the tenant's own roles only (`scope3 tenant credentials SLUG`)")
     requests = RequestLog(write, int(row.id), config.retention_days)
+    limiter = RateLimiter(PLAN_RATES[str(row.plan)], str(row.plan))
     return ApiContext(slug=config.slug, tenant_id=int(row.id), plan=str(row.plan), read=read, write=write,
-                      data_dir=config.data_dir, limiter=RateLimiter(PLAN_RATES[str(row.plan)]), requests=requests,
+                      data_dir=config.data_dir, limiter=limiter, requests=requests,
                       jobs=ThreadPoolExecutor(max_workers=2, thread_name_prefix="api-job"),
-                      ingest=ingest.GroupWriter(write, int(row.id)), hub_auth=_hub_auth())
+                      ingest=ingest.GroupWriter(write, int(row.id), config.slug, limiter), hub_auth=_hub_auth())
 
 
 def create_app(config: ApiConfig) -> FastAPI:
@@ -148,6 +151,8 @@ def create_app(config: ApiConfig) -> FastAPI:
         app.include_router(router, prefix=p)
     pact_host.mount(app, p, allow_http=config.pact_allow_http)  # the tenant's PACT base URL is <api>/pact
     app.add_middleware(RequestLogMiddleware, requests=ctx.requests)
+    app.add_middleware(HotPath, ctx=ctx, prefix=p)  # outside the log: it logs the requests it answers itself
+    app.add_middleware(BodyLimit, larger={f"{p}/engage/uploads/": engagement.MAX_UPLOAD_BYTES})
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from .. import db
 from . import keys
 from .context import ApiContext, context
 from .problems import ApiProblem
-from .ratelimit import retry_after
+from .ratelimit import RateLimiter, retry_after
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 class Scope(StrEnum):
@@ -51,12 +55,13 @@ def _unauthorized(detail: str) -> ApiProblem:
     return ApiProblem(401, "Not authenticated", detail, headers={"WWW-Authenticate": 'Bearer realm="scope3"'})
 
 
-def _credential(request: Request, bearer: HTTPAuthorizationCredentials | None) -> str:
+def credential_of(request: Request, bearer: HTTPAuthorizationCredentials | None = None) -> str:
+    """The request's credential: ``Authorization: Bearer <credential>`` or JupyterHub's ``token <credential>``."""
     if bearer is not None:
         return bearer.credentials
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() == "token" and value.strip():
+    if scheme.lower() in ("bearer", "token") and value.strip():
         return value.strip()
     raise _unauthorized("send Authorization: Bearer <API key or hub token>")
 
@@ -71,36 +76,64 @@ def _hub_user(ctx: ApiContext, token: str) -> Principal:
     return Principal(label=f"user:{model['name']}", scopes=scopes)
 
 
-def authenticate(request: Request, bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-                 ctx: Annotated[ApiContext, Depends(context)]) -> Principal:
-    """The caller, once authenticated and within the plan's request rate."""
-    credential = _credential(request, bearer)
-    if credential.startswith("s3k_"):
-        with ctx.read.connect() as conn:
-            found = keys.verify(conn, credential)
-        if isinstance(found, str):
-            raise _unauthorized(found)
-        who = Principal(label=f"key:{found.prefix}", scopes=_KEY_SCOPES[found.scope], key_id=found.id,
-                        device_id=found.device_id, device=found.device, device_revoked=found.device_revoked)
-    else:
-        who = _hub_user(ctx, credential)
-    request.state.principal = who
-    wait = ctx.limiter.take(who.label)
+def key_principal(found: keys.KeyRecord | str) -> Principal:
+    """The caller a verified API key is, or 401 with the reason the key was refused."""
+    if isinstance(found, str):
+        raise _unauthorized(found)
+    return Principal(label=f"key:{found.prefix}", scopes=_KEY_SCOPES[found.scope], key_id=found.id,
+                     device_id=found.device_id, device=found.device, device_revoked=found.device_revoked)
+
+
+def identify(ctx: ApiContext, credential: str, cur: psycopg.Cursor[Any] | None = None) -> Principal:
+    """Who ``credential`` is (401 when nobody): an API key, checked with ``cur`` when given (a handler that
+    queries anyway saves a connection), else a token of the tenant's hub. Blocking: call it in a thread."""
+    if not credential.startswith("s3k_"):
+        return _hub_user(ctx, credential)
+    if cur is not None:
+        return key_principal(keys.verify(cur, credential))
+    with db.raw_cursor(ctx.read) as own:
+        return key_principal(keys.verify(own, credential))
+
+
+def admit(limiter: RateLimiter, who: Principal, scope: Scope | None = None) -> Principal:
+    """Let ``who`` in: within the plan's request rate (429), holding ``scope`` when given (403)."""
+    wait = limiter.take(who.label)
     if wait:
-        raise ApiProblem(429, "Too many requests", f"the {ctx.plan} plan allows {ctx.limiter.rate.per_second:g} "
+        raise ApiProblem(429, "Too many requests", f"the {limiter.plan} plan allows {limiter.rate.per_second:g} "
                          f"requests a second per key or user; retry after the Retry-After seconds",
                          headers={"Retry-After": retry_after(wait)})
+    return who if scope is None else holding(who, scope)
+
+
+def holding(who: Principal, scope: Scope) -> Principal:
+    """``who``, who must hold ``scope`` (403)."""
+    if scope not in who.scopes:
+        held = ", ".join(sorted(who.scopes)) or "none"
+        raise ApiProblem(403, "Not allowed", f"this needs the {scope.value} scope; {who.label} holds: {held}")
     return who
+
+
+async def _presented(request: Request,
+                     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]) -> str:
+    return credential_of(request, bearer)
+
+
+#: A handler's parameter: the request's credential, not yet checked, for the hot handlers that check it
+#: themselves in the thread and on the connection their own query uses (:func:`identify`, :func:`admit`).
+Credential = Annotated[str, Depends(_presented)]
+
+
+def authenticate(request: Request, credential: Credential, ctx: Annotated[ApiContext, Depends(context)]) -> Principal:
+    """The caller, once authenticated and within the plan's request rate."""
+    who = request.state.principal = identify(ctx, credential)  # the request log names a refused caller too
+    return admit(ctx.limiter, who)
 
 
 def require(scope: Scope) -> object:
     """A dependency: the caller, who must hold ``scope``."""
 
     async def check(who: Annotated[Principal, Depends(authenticate)]) -> Principal:  # no thread-pool hop
-        if scope not in who.scopes:
-            held = ", ".join(sorted(who.scopes)) or "none"
-            raise ApiProblem(403, "Not allowed", f"this needs the {scope.value} scope; {who.label} holds: {held}")
-        return who
+        return holding(who, scope)
 
     return Depends(check)
 

@@ -24,7 +24,7 @@ from .problems import FieldError, problem_response
 
 router = APIRouter(tags=["supplier uploads"])
 Ctx = Annotated[ApiContext, Depends(context)]
-_CEILING = 512 * 1024 * 1024  # no link takes more (engage_max_upload_bytes' bound)
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # no link takes more (engage_max_upload_bytes' bound)
 
 
 class Asked(BaseModel):
@@ -106,7 +106,7 @@ async def upload(token: str, request: Request) -> Any:
     ctx: ApiContext = request.app.state.scope3
     try:
         g = await run_in_threadpool(_grant, ctx, token)
-        body = await _body(request, min(g.max_bytes, _CEILING))
+        body = await _body(request, min(g.max_bytes, MAX_UPLOAD_BYTES))
         sub = await run_in_threadpool(uploads.submit, ctx.write, token, body,
                                       request.headers.get("content-type", "application/json"))
     except UploadRefused as exc:

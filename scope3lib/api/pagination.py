@@ -10,13 +10,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Annotated, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 from fastapi import Query, Request, Response
 from pydantic import BaseModel, Field
 
 from .. import pages
 from .problems import ApiProblem
+
+if TYPE_CHECKING:
+    import psycopg
 
 T = TypeVar("T")
 
@@ -72,22 +75,19 @@ def _linked(request: Request, response: Response, rows: list[dict[str, Any]], li
     return {"items": rows, "next_cursor": cursor}
 
 
-def json_page(request: Request, conn: Any, select_sql: str, params: dict[str, Any], limit: int) -> Response:
+def json_page(cur: psycopg.Cursor[Any], select_sql: str, params: dict[str, Any], limit: int) -> tuple[str, str | None]:
     """A page built as JSON by PostgreSQL itself (``json_agg``): the hot lists skip a Python object per row.
 
-    ``select_sql`` selects the rows in ``id`` order with ``LIMIT :n`` (``n`` = ``limit + 1``, to know whether
-    there is a next page); the body has the shape of :class:`Page`.
+    ``select_sql`` (psycopg's ``%(name)s`` parameters) selects the rows in ``id`` order with ``LIMIT %(n)s``
+    (``n`` = ``limit + 1``, to know whether there is a next page). Returns the body, in the shape of
+    :class:`Page`, and the next page's cursor (None on the last page).
     """
-    import sqlalchemy as sa
-
-    row = conn.execute(sa.text(
-        f"WITH page AS ({select_sql}), shown AS (SELECT * FROM page ORDER BY id LIMIT :limit) "
+    cur.execute(
+        f"WITH page AS ({select_sql}), shown AS (SELECT * FROM page ORDER BY id LIMIT %(limit)s) "
         "SELECT coalesce((SELECT json_agg(s ORDER BY s.id)::text FROM shown s), '[]'), "
-        "(SELECT count(*) FROM page), (SELECT max(id) FROM shown)"), {**params, "limit": limit}).one()
+        "(SELECT count(*) FROM page), (SELECT max(id) FROM shown)", {**params, "limit": limit})
+    row = cur.fetchone()
+    assert row is not None
     items, fetched, last = row
     cursor = encode([int(last)]) if fetched > limit else None
-    headers = {}
-    if cursor is not None:
-        headers["Link"] = f'<{request.url.include_query_params(cursor=cursor, limit=limit)}>; rel="next"'
-    body = f'{{"items":{items},"next_cursor":{json.dumps(cursor)}}}'
-    return Response(body, media_type="application/json", headers=headers)
+    return f'{{"items":{items},"next_cursor":{json.dumps(cursor)}}}', cursor

@@ -63,7 +63,8 @@ def problem_response(status: int, title: str, detail: str | None = None, errors:
 RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": title, "content": {MEDIA_TYPE: {}}}
     for status, title in ((400, "Bad request"), (401, "Not authenticated"), (403, "Not allowed"),
-                          (404, "Not found"), (409, "Conflict"), (422, "Invalid input"), (429, "Too many requests"),
+                          (404, "Not found"), (409, "Conflict"), (413, "Payload too large"),
+                          (422, "Invalid input"), (429, "Too many requests"),
                           (500, "Server error"), (503, "Database unavailable"))
 }
 

@@ -31,8 +31,8 @@ PLAN_RATES: dict[str, Rate] = {
 
 
 class RateLimiter:
-    def __init__(self, rate: Rate) -> None:
-        self.rate = rate
+    def __init__(self, rate: Rate, plan: str = "") -> None:
+        self.rate, self.plan = rate, plan
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}  # principal -> (tokens, at)
 

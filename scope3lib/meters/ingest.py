@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,6 +27,10 @@ STAGE_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS readings_stage "
     "(device_id bigint, ts timestamptz, tenant_id bigint, kwh float8) ON COMMIT DELETE ROWS"
 )
+
+#: devices.last_seen is written at most this often per device: one UPDATE per device per batch would cost
+#: more than the readings themselves at full speed. Status checks tolerate this staleness.
+LAST_SEEN_EVERY_S = 5.0
 
 Reading = tuple[dt.datetime, float]
 #: (tenant slug, device key) -> (device id, tenant id), or the reason the device cannot be accepted.
@@ -53,6 +58,30 @@ class ParsedMessage:
     readings: list[Reading] | None
     reason: str | None
     payload: bytes | None
+
+
+class LastSeen:
+    """When each device's ``last_seen`` was last written, for :func:`write_messages`' ``mark_seen``."""
+
+    def __init__(self, every_s: float = LAST_SEEN_EVERY_S) -> None:
+        self.every_s = every_s
+        self._written: dict[int, float] = {}
+
+    def marker(self) -> Callable[[int], bool]:
+        """``mark_seen`` for one batch: true for a device not written within ``every_s``, once."""
+        now, written, every_s = time.monotonic(), self._written, self.every_s
+
+        def mark_seen(device_id: int) -> bool:
+            if now - written.get(device_id, 0.0) >= every_s:
+                written[device_id] = now
+                return True
+            return False
+
+        return mark_seen
+
+    def forget(self) -> None:
+        """After a batch was refused: its marks were never written."""
+        self._written.clear()
 
 
 @dataclass(frozen=True)
