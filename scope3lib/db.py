@@ -174,13 +174,17 @@ def read_frame(bind: Engine | Connection, sql: str | sa.TextClause | sa.Select[A
 
 
 @contextmanager
-def raw_cursor(engine: Engine) -> Iterator[psycopg.Cursor[Any]]:
+def raw_cursor(engine: Engine, *, autocommit: bool = False) -> Iterator[psycopg.Cursor[Any]]:
     """A psycopg cursor on one of ``engine``'s pooled connections, returned to the pool (rolled back) after.
 
     For the few hot paths where SQLAlchemy's statement layer costs more than the query (the API's list of
-    emission entries and its key checks: docs/benchmarks.md, API); everything else uses the engine.
+    emission entries and its key checks: docs/benchmarks.md, API); everything else uses the engine. With
+    ``autocommit`` each statement is its own transaction: no BEGIN and no ROLLBACK, two round trips fewer,
+    for reads that need no snapshot shared between their statements.
     """
     conn = engine.raw_connection()
+    dbapi: Any = conn.dbapi_connection
+    dbapi.autocommit = autocommit  # the pool hands out idle connections (reset on return), so it may change
     try:
         cur: psycopg.Cursor[Any] = conn.cursor()  # type: ignore[assignment]  # the pool's driver is psycopg
         try:
@@ -188,4 +192,6 @@ def raw_cursor(engine: Engine) -> Iterator[psycopg.Cursor[Any]]:
         finally:
             cur.close()
     finally:
+        if autocommit and not dbapi.closed:
+            dbapi.autocommit = False  # as the pool's other users expect
         conn.close()

@@ -91,7 +91,7 @@ def identify(ctx: ApiContext, credential: str, cur: psycopg.Cursor[Any] | None =
         return _hub_user(ctx, credential)
     if cur is not None:
         return key_principal(keys.verify(cur, credential))
-    with db.raw_cursor(ctx.read) as own:
+    with db.raw_cursor(ctx.read, autocommit=True) as own:
         return key_principal(keys.verify(own, credential))
 
 

@@ -100,7 +100,7 @@ class HotPath:
 
         def page() -> tuple[str, str | None]:
             nonlocal who
-            with db.raw_cursor(ctx.read) as cur:
+            with db.raw_cursor(ctx.read, autocommit=True) as cur:
                 who = identify(ctx, key, cur)
                 admit(ctx.limiter, who, Scope.READ)
                 return json_page(cur, select, params, query.limit)

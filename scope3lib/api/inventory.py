@@ -106,7 +106,7 @@ async def list_entries(request: Request, ctx: Ctx, credential: Credential,
     # The hottest route integrations call: the caller is checked in the same thread call and on the same
     # connection as the page's query, without SQLAlchemy's statement layer (docs/benchmarks.md, API).
     def answer() -> tuple[str, str | None]:
-        with db.raw_cursor(ctx.read) as cur:
+        with db.raw_cursor(ctx.read, autocommit=True) as cur:
             who = request.state.principal = identify(ctx, credential, cur)
             admit(ctx.limiter, who, Scope.READ)
             return json_page(cur, select, params, query.limit)
