@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import orjson
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -64,10 +65,10 @@ class RequestLog:
         # One statement per table, whatever the number of rows: a second's requests are thousands under load,
         # and a row at a time through SQLAlchemy cost a tenth of the API's CPU (docs/benchmarks.md, API).
         with db.raw_cursor(self.engine) as cur:
-            if rows:
+            if rows:  # one JSON text: orjson writes thousands of rows in microseconds, psycopg's arrays in ms
                 cur.execute("INSERT INTO api_requests (tenant_id, at, principal, method, route, status, duration_ms) "
-                            "SELECT %s, * FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::text[], "
-                            "%s::int[], %s::float8[])", (self.tenant_id, *map(list, zip(*rows, strict=True))))
+                            "SELECT %s, (r->>0)::timestamptz, r->>1, r->>2, r->>3, (r->>4)::int, (r->>5)::float8 "
+                            "FROM json_array_elements(%s::json) AS r", (self.tenant_id, orjson.dumps(rows).decode()))
             if used:
                 cur.execute("UPDATE api_keys k SET last_used_at = greatest(k.last_used_at, u.at) "
                             "FROM unnest(%s::bigint[], %s::timestamptz[]) AS u(id, at) WHERE k.id = u.id",
