@@ -6,7 +6,8 @@ it in memory, so a change redraws the selection's panels in milliseconds without
 panels (hotspots, how much is estimated, ledger verification, scenarios) are computed once, on first use,
 and never on a redraw. A panel that fails shows one line, ``panel unavailable: <reason>``, and logs the
 error to the service's log, so the rest of the page still renders; the monthly report renders the same
-panels unguarded, where a failure fails the run.
+panels unguarded, where a failure fails the run. Charts reach the browser as inline SVG
+(:mod:`~scope3lib.reporting.svg`), not as plotly figures the browser would lay out.
 """
 
 from __future__ import annotations

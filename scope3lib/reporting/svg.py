@@ -4,7 +4,7 @@ Drawing plotly's charts was most of what a browser did before a viewer saw the d
 (4.8 MB) and laying out each chart took about two thirds of the page's script time after its HTML. The
 figures of :mod:`scope3lib.reporting.charts` use a small part of plotly (bars, stacked or not, vertical or
 horizontal; lines and markers, on a second y axis too; donuts; a centred note), so the dashboard writes
-that part as SVG in the kernel (about a millisecond a chart) and the browser only parses it. Hovering a bar,
+that part as SVG in the kernel (a few milliseconds a chart) and the browser only parses it. Hovering a bar,
 point or slice shows its value (an SVG ``<title>``); zoom and pan are what is given up. Analysts and the
 report keep plotly's own figures.
 """
