@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import pickle
 import re
 
@@ -35,7 +36,7 @@ def test_a_stacked_monthly_chart_has_every_bar_stacked_in_order_with_its_value()
     march = [b for b in bars if "Mar 2025" in str(b["title"])]
     # Stacked: each source's bar starts where the one below ends, and heights follow the values (6, 1.5, 9 t).
     ordered = sorted(march, key=lambda b: -float(b["y"]))
-    for below, above in zip(ordered, ordered[1:], strict=False):
+    for below, above in itertools.pairwise(ordered):
         assert abs(float(above["y"]) + float(above["h"]) - float(below["y"])) < 0.2
     heights = {str(b["title"]).split(",")[0]: float(b["h"]) for b in march}
     assert abs(heights["ML estimate"] / heights["supplier data"] - 1.5) < 0.02
