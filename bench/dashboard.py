@@ -3,7 +3,7 @@
     .venv/bin/python bench/dashboard.py [--views 5] [--viewers 20] [--pool 1] [--gap 8] [--screenshot DIR]
 
 Needs Chromium and chromedriver (`/usr/bin/chromium`, `/usr/bin/chromedriver`: `apt-get install chromium
-chromium-driver`) and SCOPE3_DATABASE_URL (an admin URL; a scratch database `scope3_bench_dashboard` is
+chromium-driver`) and SCOPE3_DATABASE_URL (an admin URL; a scratch database `bench<pid>_dashboard` is
 created and dropped on it), else it runs on an embedded PostgreSQL. It provisions the demo tenant `acme` as
 `scope3 demo` does (data, ML estimates, a stored scenario, a signed checkpoint) plus an hour of readings on
 each meter, starts its hub (Voila as the `dashboard` service, kernel pool `--pool`) and measures, per view,
@@ -295,7 +295,9 @@ def main() -> None:
             sys.exit(f"error: {exe} is missing: apt-get install chromium chromium-driver")
     data_dir = Path(tempfile.mkdtemp(prefix="scope3-bench-dash-"))
     server = os.environ.get("SCOPE3_DATABASE_URL") or db.embedded_postgres(data_dir)
-    name = "scope3_bench_dashboard"
+    # One scratch database (and role prefix, its first 20 characters) per run: two runs on one server, or a run
+    # beside another session's, do not drop each other's.
+    name = f"bench{os.getpid()}_dashboard"
     admin = db.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
