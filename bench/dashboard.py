@@ -3,16 +3,17 @@
     .venv/bin/python bench/dashboard.py [--views 5] [--viewers 20] [--pool 1] [--gap 8] [--screenshot DIR]
 
 Needs Chromium and chromedriver (`/usr/bin/chromium`, `/usr/bin/chromedriver`: `apt-get install chromium
-chromium-driver`) and SCOPE3_DATABASE_URL (an admin URL; a scratch database `scope3_bench_dashboard` is
+chromium-driver`) and SCOPE3_DATABASE_URL (an admin URL; a scratch database `bench<pid>_dashboard` is
 created and dropped on it), else it runs on an embedded PostgreSQL. It provisions the demo tenant `acme` as
 `scope3 demo` does (data, ML estimates, a stored scenario, a signed checkpoint) plus an hour of readings on
 each meter, starts its hub (Voila as the `dashboard` service, kernel pool `--pool`) and measures, per view,
 from the sign-in click (the navigation's time origin in the browser):
 
 * HTML complete: ``responseEnd`` of the dashboard document (after the login and OAuth redirects);
-* all charts drawn: every plotly figure the page has (counted in-process from the same panels) is a
-  ``.js-plotly-plot`` element holding its ``svg.main-svg``, timed in the page by a script installed before
-  any of the page's own (Chrome DevTools ``Page.addScriptToEvaluateOnNewDocument``).
+* all charts drawn: every figure the page has (counted in-process from the same panels) is in the document as
+  its inline ``<svg class="s3-chart">`` holding its marks, and the browser has reached the next frame, timed in
+  the page by a script installed before any of the page's own (Chrome DevTools
+  ``Page.addScriptToEvaluateOnNewDocument``).
 
 First view: a browser with an empty cache, the hub's first page. Warm: the same browser (cache kept,
 cookies cleared so each view signs in again), `--gap` seconds apart so the preheated kernel is back.
@@ -58,16 +59,19 @@ PAGE_LIMIT_S = 300
 KERNEL_ID = r'/"kernelId"\s*:\s*"([0-9a-f-]{36})"/'
 
 # Installed in every document before its own scripts: on the dashboard page, records when every expected
-# plotly figure holds its SVG (polling every 10 ms; the cost of one querySelectorAll).
+# chart is drawn: its inline <svg class="s3-chart"> holds its marks (bars, lines, slices), and the browser has
+# reached the next frame after they appeared (polling every 10 ms; the cost of one querySelectorAll).
 DRAWN_PROBE = """
 (() => {
   if (!location.pathname.includes('/services/dashboard')) return;
   const expected = %d;
   const timer = setInterval(() => {
-    let drawn = 0;
-    document.querySelectorAll('.js-plotly-plot').forEach(p => { if (p.querySelector('svg.main-svg')) drawn++; });
+    const drawn = document.querySelectorAll('svg.s3-chart > g.marks').length;
     window.__scope3Charts = drawn;
-    if (drawn >= expected) { window.__scope3Drawn = performance.now(); clearInterval(timer); }
+    if (drawn >= expected) {
+      clearInterval(timer);
+      requestAnimationFrame(() => { window.__scope3Drawn = performance.now(); });
+    }
   }, 10);
 })();
 """
@@ -291,7 +295,9 @@ def main() -> None:
             sys.exit(f"error: {exe} is missing: apt-get install chromium chromium-driver")
     data_dir = Path(tempfile.mkdtemp(prefix="scope3-bench-dash-"))
     server = os.environ.get("SCOPE3_DATABASE_URL") or db.embedded_postgres(data_dir)
-    name = "scope3_bench_dashboard"
+    # One scratch database (and role prefix, its first 20 characters) per run: two runs on one server, or a run
+    # beside another session's, do not drop each other's.
+    name = f"bench{os.getpid()}_dashboard"
     admin = db.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -376,6 +376,9 @@ def voila_command(notebook: Path, port: int, pool_size: int, cell_timeout_s: int
         f"--VoilaConfiguration.preheat_kernel={'True' if pool_size > 0 else 'False'}",
         f"--VoilaConfiguration.default_pool_size={max(pool_size, 1)}",
         f"--VoilaExecutor.timeout={cell_timeout_s}",  # see cell_timeout
+        # The dashboard draws its charts as SVG (scope3lib.reporting.svg): no page needs plotly's JupyterLab
+        # renderer, whose 4.8 MB of plotly.js every page would otherwise fetch (or revalidate) and parse.
+        "--VoilaConfiguration.extension_denylist=jupyterlab-plotly",  # a list: the flag once per item
         # Without it one page in ten waited out that timeout (scope3lib.hub.kernel_client says why).
         "--KernelManager.client_factory=scope3lib.hub.kernel_client.SlicedPollKernelClient",
         # Unix sockets in the service user's private runtime directory, not TCP ports any local user can reach.

@@ -6,7 +6,8 @@ it in memory, so a change redraws the selection's panels in milliseconds without
 panels (hotspots, how much is estimated, ledger verification, scenarios) are computed once, on first use,
 and never on a redraw. A panel that fails shows one line, ``panel unavailable: <reason>``, and logs the
 error to the service's log, so the rest of the page still renders; the monthly report renders the same
-panels unguarded, where a failure fails the run.
+panels unguarded, where a failure fails the run. Charts reach the browser as inline SVG
+(:mod:`~scope3lib.reporting.svg`), not as plotly figures the browser would lay out.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ..accounting import inventory
 from ..categories import CATEGORIES, category_label
 from ..errors import Scope3Error
 from ..factors import lookup
-from . import panels, tables, tenant_cache
+from . import panels, svg, tables, tenant_cache
 from .panels import Panel, PanelContext, note
 from .panels.headline import kpis
 from .panels.hotspots import HOTSPOT_MIN_SUPPLIERS
@@ -249,7 +250,7 @@ class ExecutiveDashboard:
             first, last = period.value if self.months else (None, None)
             sel = self.select(first, last, category.value or None, supplier.value)
             label = f"{first} to {last}" if first else "no entries yet"
-            selection.children = [x for panel in self.panels(sel, label) for x in _widgets(panel)]
+            _replace(selection, [x for panel in self.panels(sel, label) for x in _widgets(panel)])
 
         for control in (period, category, supplier):
             control.observe(redraw, names="value")
@@ -283,24 +284,25 @@ class ExecutiveDashboard:
                 log.exception("dashboard: refreshing the live panels failed")
                 fresh = []
             for panel in fresh:
-                boxes[panel.key].children = _widgets(panel)
+                _replace(boxes[panel.key], _widgets(panel))
             for k in keys:
                 due[k] = time.monotonic() + every[k]
 
 
 def _widgets(panel: Panel) -> list[Any]:
-    """A panel as widgets: an HTML widget per HTML item, an Output per figure (the page's kernel redraws
-    them by replacing widgets, never by running code on the viewer's behalf)."""
+    """A panel as HTML widgets, one per item, its figures drawn as inline SVG (:mod:`~scope3lib.reporting.svg`:
+    the browser draws no plotly chart). The page's kernel redraws them by replacing widgets, never by running
+    code on the viewer's behalf."""
     import ipywidgets as w
-    from IPython.display import display
 
-    out: list[Any] = []
-    for item in panel.items:
-        if isinstance(item, str):
-            out.append(w.HTML(item))
-        else:
-            figure = w.Output()
-            with figure:
-                display(item)
-            out.append(figure)
-    return out
+    return [w.HTML(item if isinstance(item, str) else svg.figure_svg(item)) for item in panel.items]
+
+
+def _replace(box: Any, children: list[Any]) -> None:
+    """Show ``children`` in ``box`` and close the widgets they replace: a closed widget's model leaves the
+    kernel and the browser, where a page refreshing its live panels every few seconds would otherwise keep
+    every one it ever showed."""
+    old = box.children
+    box.children = children
+    for widget in old:
+        widget.close()
