@@ -1,12 +1,14 @@
 """What an executive waits for: the dashboard in headless Chromium, from the sign-in click to every chart drawn.
 
-    .venv/bin/python bench/dashboard.py [--views 5] [--viewers 20] [--pool 1] [--gap 8] [--screenshot DIR]
+    .venv/bin/python bench/dashboard.py [--views 5] [--viewers 20] [--pool 1] [--gap 8] [--plain-kernels]
+        [--screenshot DIR]
 
 Needs Chromium and chromedriver (`/usr/bin/chromium`, `/usr/bin/chromedriver`: `apt-get install chromium
 chromium-driver`) and SCOPE3_DATABASE_URL (an admin URL; a scratch database `scope3_bench_dashboard` is
 created and dropped on it), else it runs on an embedded PostgreSQL. It provisions the demo tenant `acme` as
 `scope3 demo` does (data, ML estimates, a stored scenario, a signed checkpoint) plus an hour of readings on
-each meter, starts its hub (Voila as the `dashboard` service, kernel pool `--pool`) and measures, per view,
+each meter, starts its hub (Voila as the `dashboard` service, kernel pool `--pool`, page kernels forked from a
+preheated process unless `--plain-kernels`) and measures, per view,
 from the sign-in click (the navigation's time origin in the browser):
 
 * HTML complete: ``responseEnd`` of the dashboard document (after the login and OAuth redirects);
@@ -16,7 +18,8 @@ from the sign-in click (the navigation's time origin in the browser):
 
 First view: a browser with an empty cache, the hub's first page. Warm: the same browser (cache kept,
 cookies cleared so each view signs in again), `--gap` seconds apart so the preheated kernel is back.
-Page kernel memory: RSS and USS (psutil) of the page's ipykernel, with the page open and drawn. Then
+Page kernel memory: RSS, USS and PSS (psutil) of the page's ipykernel, with the page open and drawn (a forked
+kernel shares the zygote's imports: USS is what the page adds, PSS adds its share of what it shares). Then
 `--viewers` browsers, each a different viewer, click sign-in at the same moment: p50/p95/max of all
 charts drawn. Ratios are of figures measured in this run (the machine is shared: compare within a run).
 """
@@ -48,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scope3lib import db, demo, schema, tenancy
 from scope3lib.demo.showcase import showcase
+from scope3lib.hub import forkserver
 from scope3lib.hub import settings as hub_settings
 from scope3lib.meters.broker import free_port
 from scope3lib.meters.rollup import rollup_daily
@@ -133,13 +137,21 @@ def click_and_wait(driver: Any) -> View:
     raise RuntimeError(f"charts not drawn within {PAGE_LIMIT_S} s ({charts} drawn) at {driver.current_url}{failure}")
 
 
-def kernel_memory(kernel_id: str | None) -> tuple[float, float]:
-    """(RSS, USS) in MB of the ipykernel process serving ``kernel_id``."""
-    for proc in psutil.process_iter(["cmdline"]):
+def kernel_memory(kernel_id: str | None) -> tuple[float, float, float]:
+    """(RSS, USS, PSS) in MB of the ipykernel process serving ``kernel_id``: a plain kernel names its connection
+    file on its command line; a forked one (whose command line is the zygote's) binds Unix sockets named after it
+    (the service's kernels use the ipc transport)."""
+    for proc in psutil.process_iter(["cmdline", "name"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        if "ipykernel_launcher" in cmd and kernel_id and kernel_id in cmd:
+        if not kernel_id or not ("ipykernel_launcher" in cmd or proc.info["name"] == forkserver.KERNEL_NAME):
+            continue
+        try:
+            sockets = [c.laddr for c in proc.net_connections(kind="unix")]
+        except psutil.Error:
+            continue
+        if kernel_id in cmd or any(kernel_id in str(path) for path in sockets):
             info = proc.memory_full_info()
-            return info.rss / 2**20, info.uss / 2**20
+            return info.rss / 2**20, info.uss / 2**20, info.pss / 2**20
     raise RuntimeError(f"no kernel process for {kernel_id}")
 
 
@@ -161,7 +173,8 @@ def provision(engine: sa.Engine, data_dir: Path, args: argparse.Namespace) -> tu
     # database that trusts local users is accepted and services run as this user (no analyst server runs here).
     raw.update(allow_passwordless_database=True, spawner="simple", port=free_port(), hub_port=free_port(),
                proxy_api_port=free_port(), dashboard_port=free_port(),
-               dashboard_pool_size=args.pool, scheduler=False, dashboard_max_pages=args.viewers + 4,
+               dashboard_pool_size=args.pool, dashboard_fork_kernels=not args.plain_kernels, scheduler=False,
+               dashboard_max_pages=args.viewers + 4,
                dashboard_max_pages_per_viewer=args.views + 4)
     hub_file.write_text(yaml.safe_dump(raw))
     return creds, raw
@@ -222,7 +235,7 @@ def start_hub(url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def one_view(driver: Any, base: str, user: str, memory: bool = False,
-             shot: Path | None = None) -> tuple[View, tuple[float, float] | None]:
+             shot: Path | None = None) -> tuple[View, tuple[float, float, float] | None]:
     sign_in_form(driver, base, user)
     view = click_and_wait(driver)
     mem = None
@@ -282,6 +295,8 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=5, help="warm views")
     ap.add_argument("--viewers", type=int, default=20, help="viewers at once (0: skip)")
     ap.add_argument("--pool", type=int, default=1, help="preheated Voila kernels (dashboard_pool_size)")
+    ap.add_argument("--plain-kernels", action="store_true",
+                    help="each page kernel a Python process of its own (dashboard_fork_kernels: false)")
     ap.add_argument("--gap", type=float, default=8.0, help="seconds between warm views (the pool refills)")
     ap.add_argument("--screenshot", type=Path, default=Path(tempfile.gettempdir()) / "scope3-bench-dashboard",
                     help="directory for a full-page screenshot of the first view")
@@ -335,10 +350,12 @@ def main() -> None:
 
 
 def report(args: argparse.Namespace, own: tuple[float, float, float], expected: int, first: View,
-           memory: tuple[float, float] | None, views: list[View], crowd: list[View | None], load: float) -> None:
+           memory: tuple[float, float, float] | None, views: list[View], crowd: list[View | None], load: float) -> None:
     cold, warm, kept = own
     med = {k: statistics.median(getattr(v, k) for v in views) for k in ("html_s", "drawn_s", "redirects_s")}
-    print(f"executive dashboard, demo tenant acme, headless Chromium; Voila pool {args.pool}, {args.gap:.0f} s "
+    kernels = "plain" if args.plain_kernels else "forked"
+    print(f"executive dashboard, demo tenant acme, headless Chromium; {kernels} kernels, Voila pool {args.pool}, "
+          f"{args.gap:.0f} s "
           f"between warm views, {expected} charts; load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")
     print(f"  in-process (read, panels, figures): all computed cold {cold:.2f} s, warm {warm:.2f} s; as a page of the "
           f"service does it (tenant panels and entries kept for the data version) {kept:.2f} s")
@@ -348,7 +365,8 @@ def report(args: argparse.Namespace, own: tuple[float, float, float], expected: 
           f"(redirects {med['redirects_s']:.2f} s; drawn min {min(v.drawn_s for v in views):.2f}, "
           f"max {max(v.drawn_s for v in views):.2f})")
     if memory:
-        print(f"  page kernel (last warm view, drawn, 3 s later): RSS {memory[0]:.0f} MB, USS {memory[1]:.0f} MB")
+        print(f"  page kernel (last warm view, drawn, 3 s later): RSS {memory[0]:.0f} MB, USS {memory[1]:.0f} MB, "
+              f"PSS {memory[2]:.0f} MB")
     if crowd:  # a view not drawn within the limit counts as the limit, and is said to be over it
         drawn = [PAGE_LIMIT_S if v is None else v.drawn_s for v in crowd]
         late = sum(v is None for v in crowd)
@@ -360,7 +378,7 @@ def report(args: argparse.Namespace, own: tuple[float, float, float], expected: 
           f"{med['html_s'] / kept:.1f}, (drawn - HTML) / drawn {1 - med['html_s'] / med['drawn_s']:.2f}, first / warm "
           f"drawn {first.drawn_s / med['drawn_s']:.2f}")
     print(f"  targets (warm): HTML {med['html_s']:.2f} s vs 0.5 s, charts {med['drawn_s']:.2f} s vs 1.5 s"
-          + (f", kernel {memory[0]:.0f} MB RSS vs 150 MB" if memory else ""))
+          + (f", kernel {memory[1]:.0f} MB USS ({memory[0]:.0f} MB RSS) vs 150 MB" if memory else ""))
     print(f"  screenshot of the first view: {args.screenshot / 'first.png'}")
 
 

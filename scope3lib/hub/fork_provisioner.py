@@ -1,0 +1,47 @@
+"""Voila's side of forked page kernels (:mod:`scope3lib.hub.forkserver`): the provisioner and kernel manager.
+
+Kept apart from the zygote's module so that the zygote, which runs that module, never imports Jupyter server.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.provisioning import LocalProvisioner
+from jupyter_server.services.kernels.kernelmanager import ServerKernelManager
+
+from .forkserver import fork_kernel
+
+
+class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
+    """The local provisioner, with kernels forked by the zygote when it runs (plain processes otherwise)."""
+
+    forked = False
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        plain_stdio = all(kwargs.get(k) is None for k in ("stdin", "stdout", "stderr"))
+        env = kwargs.get("env") or dict(os.environ)
+        cwd = str(kwargs.get("cwd") or os.getcwd())
+        process = fork_kernel(cmd, env, cwd) if plain_stdio else None
+        if process is None:
+            self.log.info("dashboard: kernel %s starts as a plain process (no zygote)", self.kernel_id)
+            self.forked = False
+            return await super().launch_kernel(cmd, **kwargs)
+        self.forked = True
+        self.process = process
+        self.pid = self.pgid = process.pid  # the kernel leads its own session
+        self.cwd = cwd
+        return self.connection_info
+
+
+class ForkingKernelManager(ServerKernelManager):  # type: ignore[misc]
+    """Jupyter server's kernel manager with :class:`ForkProvisioner` (unless a kernelspec names its own)."""
+
+    async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
+        if self.provisioner is None and not self.kernel_spec.metadata.get("kernel_provisioner"):
+            self.kernel_id = self.kernel_id or kw.get("kernel_id") or str(uuid.uuid4())  # as the base class does
+            self.provisioner = ForkProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
+        return await super()._async_pre_start_kernel(**kw)
