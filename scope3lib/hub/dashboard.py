@@ -331,11 +331,9 @@ class DashboardVoila(Voila):
         self._keep_refresher()
         PeriodicCallback(self._keep_refresher, 1000 * REFRESHER_CHECK_S).start()
         if self.fork_kernels:
-            # Before the pool's first kernel starts (in super().start()), so that it is forked too.
+            # Before the pool's first kernel starts (in super().start()), which waits for it to have imported.
             self.zygote = forkserver.Zygote()
             self.zygote.start()
-            if not self.zygote.wait_ready():
-                self.log.warning("dashboard: the kernel zygote is not ready; kernels start as plain processes")
             PeriodicCallback(self._keep_zygote, 1000 * REFRESHER_CHECK_S).start()
         super().start()
 

@@ -5,18 +5,19 @@ Kept apart from the zygote's module so that the zygote, which runs that module, 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner
 from jupyter_server.services.kernels.kernelmanager import ServerKernelManager
 
-from .forkserver import fork_kernel
+from . import forkserver
 
 
-class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
+class ForkProvisioner(LocalProvisioner):
     """The local provisioner, with kernels forked by the zygote when it runs (plain processes otherwise)."""
 
     forked = False
@@ -25,23 +26,27 @@ class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
         plain_stdio = all(kwargs.get(k) is None for k in ("stdin", "stdout", "stderr"))
         env = kwargs.get("env") or dict(os.environ)
         cwd = str(kwargs.get("cwd") or os.getcwd())
-        process = fork_kernel(cmd, env, cwd) if plain_stdio else None
+        zygote = forkserver.Zygote.current
+        while zygote is not None and zygote.starting():  # Voila's first kernels: the zygote is importing
+            await asyncio.sleep(0.1)
+        process = forkserver.fork_kernel(cmd, env, cwd) if plain_stdio else None
         if process is None:
             self.log.info("dashboard: kernel %s starts as a plain process (no zygote)", self.kernel_id)
             self.forked = False
             return await super().launch_kernel(cmd, **kwargs)
         self.forked = True
-        self.process = process
+        self.process = cast(Any, process)  # Popen's interface, as far as LocalProvisioner uses it
         self.pid = self.pgid = process.pid  # the kernel leads its own session
         self.cwd = cwd
         return self.connection_info
 
 
-class ForkingKernelManager(ServerKernelManager):  # type: ignore[misc]
+class ForkingKernelManager(ServerKernelManager):
     """Jupyter server's kernel manager with :class:`ForkProvisioner` (unless a kernelspec names its own)."""
 
     async def _async_pre_start_kernel(self, **kw: Any) -> tuple[list[str], dict[str, Any]]:
-        if self.provisioner is None and not self.kernel_spec.metadata.get("kernel_provisioner"):
+        spec = self.kernel_spec
+        if self.provisioner is None and spec is not None and not spec.metadata.get("kernel_provisioner"):
             self.kernel_id = self.kernel_id or kw.get("kernel_id") or str(uuid.uuid4())  # as the base class does
-            self.provisioner = ForkProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
+            self.provisioner = ForkProvisioner(kernel_id=self.kernel_id, kernel_spec=spec, parent=self)
         return await super()._async_pre_start_kernel(**kw)

@@ -12,20 +12,21 @@ The pieces:
   socket in the service user's private runtime directory. It never connects to the database, opens no ZeroMQ
   context and starts no thread before forking, so a kernel inherits code and nothing else. Its environment is
   the dashboard service's, which every kernel of the service gets anyway (one tenant's read-only role).
-* :class:`~scope3lib.hub.fork_provisioner.ForkProvisioner` (jupyter_client's provisioner interface): asks the zygote for a kernel, with the
-  kernel's own command line (its connection file: ports, session key), environment, working directory and
-  Voila's stdout and stderr. When the zygote is not there (not started yet, dead) the kernel starts as a
-  plain process, as before.
+* :class:`~scope3lib.hub.fork_provisioner.ForkProvisioner` (jupyter_client's provisioner interface): asks
+  the zygote for a kernel, with the kernel's own command line (its connection file: sockets, session key),
+  environment, working directory and Voila's stdout and stderr. When the zygote is not there (not started
+  yet, dead) the kernel starts as a plain process, as before.
 * :class:`ForkedKernel`: the kernel process as the provisioner sees it (Popen's interface). The kernel is the
   zygote's child, not Voila's: the zygote reaps it and writes its exit status on the connection of the
   request that made it, which tells the provisioner the pid is gone before it could be reused.
-* :class:`~scope3lib.hub.fork_provisioner.ForkingKernelManager`: Voila's per-kernel manager with this provisioner (configured on the command
-  line, so no entry point has to be installed).
+* :class:`~scope3lib.hub.fork_provisioner.ForkingKernelManager`: Voila's per-kernel manager with this
+  provisioner (configured on the command line, so no entry point has to be installed).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import json
 import os
@@ -49,7 +50,7 @@ PRELOAD = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.comm", "ipywi
 # The process name (``/proc/PID/comm``, as ps and psutil show it) of a forked kernel, whose command line is
 # the zygote's.
 KERNEL_NAME = "scope3-kernel"
-# How long Voila waits at start for the zygote to have imported, before its first kernels start plainly.
+# How long a kernel waits for the zygote to have imported (at Voila's start), before it starts plainly.
 READY_S = 60.0
 # How long the provisioner waits for the zygote's answer to a fork request.
 REQUEST_S = 10.0
@@ -149,10 +150,8 @@ def _reap(requests: dict[int, socket.socket]) -> None:
             return
         conn = requests.pop(pid, None)
         if conn is not None:
-            try:
+            with contextlib.suppress(OSError):  # the provisioner is gone: nobody to tell
                 conn.sendall(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode() + b"\n")
-            except OSError:  # the provisioner is gone: nobody to tell
-                pass
             conn.close()
 
 
@@ -198,11 +197,9 @@ def _run_kernel(request: dict[str, Any], fds: list[int]) -> None:
 
 
 def _set_name(name: str) -> None:
-    """The process name ps and psutil show (``prctl(PR_SET_NAME)``; Linux only, harmless elsewhere)."""
-    try:
+    """The process name ps and psutil show (as ``prctl(PR_SET_NAME)`` sets it; Linux only)."""
+    with contextlib.suppress(OSError):
         Path("/proc/self/comm").write_text(name)
-    except OSError:
-        pass
 
 
 def _reseed() -> None:
@@ -239,7 +236,8 @@ class ForkedKernel:
     stdin = stdout = stderr = None
 
     def __init__(self, pid: int, conn: socket.socket) -> None:
-        self.pid, self.conn, self.returncode = pid, conn, None
+        self.pid, self.conn = pid, conn
+        self.returncode: int | None = None
         self.conn.setblocking(False)
         self._buffer = b""
 
@@ -257,10 +255,9 @@ class ForkedKernel:
             if b"\n" in self._buffer:
                 self._ended(int(json.loads(self._buffer.split(b"\n")[0])["exit"]))
             return self.returncode
-        # The zygote is gone: whoever reaps the kernel now, it is gone when its pid is.
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
+        # The zygote is gone: the kernel is re-parented, and has ended once its pid is gone or a zombie (the new
+        # parent may not reap it at once, or ever: a container's first process may not).
+        if not _alive(self.pid):
             self._ended(UNKNOWN_EXIT)
         return self.returncode
 
@@ -286,6 +283,18 @@ class ForkedKernel:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc: a zombie cannot be told from a live process
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def fork_kernel(cmd: list[str], env: dict[str, str], cwd: str, path: Path | None = None) -> ForkedKernel | None:
@@ -315,16 +324,29 @@ def fork_kernel(cmd: list[str], env: dict[str, str], cwd: str, path: Path | None
 
 
 class Zygote:
-    """The zygote process of this Voila: started, waited for, restarted when it has died."""
+    """The zygote process of this Voila: started, waited for, restarted when it has died.
+
+    One per Voila process, at :func:`socket_path`: the last one started is :attr:`current`, which kernels
+    starting while it imports wait for (:meth:`starting`).
+    """
+
+    current: Zygote | None = None
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or socket_path()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
 
     def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path.unlink(missing_ok=True)
         self.proc = subprocess.Popen([sys.executable, "-m", "scope3lib.hub.forkserver", str(self.path)])
+        self.started_at = time.monotonic()
+        Zygote.current = self
+
+    def starting(self) -> bool:
+        """Running, not ready yet, and started less than :data:`READY_S` ago."""
+        return self.running() and not self.path.exists() and time.monotonic() - self.started_at < READY_S
 
     def ready(self) -> bool:
         return self.proc is not None and self.proc.poll() is None and self.path.exists()
