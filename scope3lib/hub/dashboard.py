@@ -401,8 +401,8 @@ def voila_command(notebook: Path, port: int, pool_size: int, cell_timeout_s: int
         # Unix sockets in the service user's private runtime directory, not TCP ports any local user can reach.
         "--KernelManager.transport=ipc",
         # A page's kernel lives until its websocket closes: one fetched without it, or a browser closed hard,
-        # would keep ~230 MB for ever. Kernels with no browser connected are shut down once idle this long
-        # (Voila never culls its preheated ones); an open page keeps its kernel.
+        # would keep its memory (over 100 MB) for ever. Kernels with no browser connected are shut down once idle
+        # this long (Voila never culls its preheated ones); an open page keeps its kernel.
         f"--MappingKernelManager.cull_idle_timeout={cull_idle_s}",
         f"--MappingKernelManager.cull_interval={cull_interval_s}",
         "--MappingKernelManager.cull_connected=False",
