@@ -29,7 +29,8 @@ class ForkProvisioner(LocalProvisioner):
         zygote = forkserver.Zygote.current
         while zygote is not None and zygote.starting():  # Voila's first kernels: the zygote is importing
             await asyncio.sleep(0.1)
-        process = forkserver.fork_kernel(cmd, env, cwd) if plain_stdio else None
+        # In a thread: a zygote slow to answer (a loaded machine) must not hold up Voila's event loop.
+        process = await asyncio.to_thread(forkserver.fork_kernel, cmd, env, cwd) if plain_stdio else None
         if process is None:
             self.log.info("dashboard: kernel %s starts as a plain process (no zygote)", self.kernel_id)
             self.forked = False
