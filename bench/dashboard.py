@@ -21,7 +21,9 @@ cookies cleared so each view signs in again), `--gap` seconds apart so the prehe
 Page kernel memory: RSS, USS and PSS (psutil) of the page's ipykernel, with the page open and drawn (a forked
 kernel shares the zygote's imports: USS is what the page adds, PSS adds its share of what it shares). Then
 `--viewers` browsers, each a different viewer, click sign-in at the same moment: p50/p95/max of all
-charts drawn. Ratios are of figures measured in this run (the machine is shared: compare within a run).
+charts drawn; and as many plain HTTP clients (no browser rendering on the same cores): p50/p95/max of the
+whole page HTML served, from the sign-in POST. Ratios are of figures measured in this run (the machine is
+shared: compare within a run).
 """
 
 from __future__ import annotations
@@ -169,12 +171,13 @@ def provision(engine: sa.Engine, data_dir: Path, args: argparse.Namespace) -> tu
     rollup_daily(engine, profile.slug)
     hub_file = hub_settings.tenant_dir(data_dir, profile.slug) / hub_settings.HUB_FILE
     raw = yaml.safe_load(hub_file.read_text())
-    # Room for every concurrent viewer's page (the defaults, 8 and 3, would turn most of them away); a development
+    # Room for every concurrent viewer's page, twice (the browsers', and the HTTP clients' whose kernels stay until
+    # culled; the defaults, 8 and 3, would turn most of them away); a development
     # database that trusts local users is accepted and services run as this user (no analyst server runs here).
     raw.update(allow_passwordless_database=True, spawner="simple", port=free_port(), hub_port=free_port(),
                proxy_api_port=free_port(), dashboard_port=free_port(),
                dashboard_pool_size=args.pool, dashboard_fork_kernels=not args.plain_kernels, scheduler=False,
-               dashboard_max_pages=args.viewers + 4,
+               dashboard_max_pages=2 * args.viewers + 4,
                dashboard_max_pages_per_viewer=args.views + 4)
     hub_file.write_text(yaml.safe_dump(raw))
     return creds, raw
@@ -285,6 +288,44 @@ def concurrent(base: str, viewers: int, expected: int, tmp: Path) -> list[View |
             d.quit()
 
 
+def served_at_once(base: str, viewers: int) -> list[float | None]:
+    """``viewers`` plain HTTP clients (no browser: what the server side serves, without 20 browsers rendering on the
+    same cores) sign in at the same moment and read the dashboard's whole HTML: seconds from the sign-in POST to
+    the page's last byte; None for a page not served within the page limit."""
+    sessions = []
+    for _ in range(viewers):
+        session = requests.Session()
+        session.get(base + "/hub/login", timeout=60)
+        sessions.append(session)
+    results: list[float | None] = [None] * viewers
+    go = threading.Barrier(viewers)
+
+    def run(i: int) -> None:
+        xsrf = next((str(c.value) for c in sessions[i].cookies if c.name == "_xsrf"), "")
+        go.wait()
+        t = time.monotonic()
+        try:
+            r = sessions[i].post(base + "/hub/login?next=", data={"username": f"viewer{i:02d}", "password": PASSWORD,
+                                                                  "_xsrf": xsrf}, stream=True, timeout=PAGE_LIMIT_S)
+            body = b""
+            for chunk in r.iter_content(chunk_size=None):  # Voila streams the page: read to its end, within the limit
+                body += chunk
+                if time.monotonic() - t > PAGE_LIMIT_S:
+                    raise TimeoutError(f"still streaming after {PAGE_LIMIT_S} s")
+            if r.status_code != 200 or b'"kernelId"' not in body or b"</html>" not in body:
+                raise RuntimeError(f"{r.status_code} at {r.url}")
+            results[i] = time.monotonic() - t
+        except Exception as exc:
+            print(f"  an HTTP viewer: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(viewers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[math.ceil(0.95 * len(ordered)) - 1]  # nearest rank
@@ -335,6 +376,8 @@ def main() -> None:
             driver.quit()
         time.sleep(args.gap)
         crowd = concurrent(base, args.viewers, expected, data_dir) if args.viewers else []
+        time.sleep(args.gap)
+        served = served_at_once(base, args.viewers) if args.viewers else []
     finally:
         if hub is not None:
             hub.send_signal(signal.SIGTERM)
@@ -346,11 +389,12 @@ def main() -> None:
                                   {"p": schema.prefix_for_database(name) + "_"}).all():
                 c.execute(sa.text(f'DROP ROLE "{role}"'))
         shutil.rmtree(data_dir, ignore_errors=True)
-    report(args, (cold, warm, kept), expected, first, memory, views, crowd, load_before)
+    report(args, (cold, warm, kept), expected, first, memory, views, crowd, served, load_before)
 
 
 def report(args: argparse.Namespace, own: tuple[float, float, float], expected: int, first: View,
-           memory: tuple[float, float, float] | None, views: list[View], crowd: list[View | None], load: float) -> None:
+           memory: tuple[float, float, float] | None, views: list[View], crowd: list[View | None],
+           served: list[float | None], load: float) -> None:
     cold, warm, kept = own
     med = {k: statistics.median(getattr(v, k) for v in views) for k in ("html_s", "drawn_s", "redirects_s")}
     kernels = "plain" if args.plain_kernels else "forked"
@@ -374,6 +418,13 @@ def report(args: argparse.Namespace, own: tuple[float, float, float], expected: 
                  for k, x in (("p50", statistics.median(drawn)), ("p95", p95(drawn)), ("max", max(drawn)))}
         print(f"  {len(crowd)} viewers at once, all charts drawn: p50 {shown['p50']} s, p95 {shown['p95']} s, max "
               f"{shown['max']} s ({late} not drawn within {PAGE_LIMIT_S} s)")
+    if served:
+        html = [PAGE_LIMIT_S if x is None else x for x in served]
+        shown = {k: (f"> {PAGE_LIMIT_S}" if x >= PAGE_LIMIT_S else f"{x:.1f}")
+                 for k, x in (("p50", statistics.median(html)), ("p95", p95(html)), ("max", max(html)))}
+        print(f"  {len(served)} viewers at once, HTTP clients (no browser), whole HTML served: p50 {shown['p50']} s, "
+              f"p95 {shown['p95']} s, max {shown['max']} s ({sum(x is None for x in served)} not served within "
+              f"{PAGE_LIMIT_S} s)")
     print(f"  ratios: warm drawn / page's own work {med['drawn_s'] / kept:.1f}, warm HTML / page's own work "
           f"{med['html_s'] / kept:.1f}, (drawn - HTML) / drawn {1 - med['html_s'] / med['drawn_s']:.2f}, first / warm "
           f"drawn {first.drawn_s / med['drawn_s']:.2f}")
