@@ -4,7 +4,7 @@
         [--screenshot DIR]
 
 Needs Chromium and chromedriver (`/usr/bin/chromium`, `/usr/bin/chromedriver`: `apt-get install chromium
-chromium-driver`) and SCOPE3_DATABASE_URL (an admin URL; a scratch database `scope3_bench_dashboard` is
+chromium-driver`) and SCOPE3_DATABASE_URL (an admin URL; a scratch database `s3_bench_dash_<pid>` is
 created and dropped on it), else it runs on an embedded PostgreSQL. It provisions the demo tenant `acme` as
 `scope3 demo` does (data, ML estimates, a stored scenario, a signed checkpoint) plus an hour of readings on
 each meter, starts its hub (Voila as the `dashboard` service, kernel pool `--pool`, page kernels forked from a
@@ -347,7 +347,7 @@ def main() -> None:
             sys.exit(f"error: {exe} is missing: apt-get install chromium chromium-driver")
     data_dir = Path(tempfile.mkdtemp(prefix="scope3-bench-dash-"))
     server = os.environ.get("SCOPE3_DATABASE_URL") or db.embedded_postgres(data_dir)
-    name = "scope3_bench_dashboard"
+    name = f"s3_bench_dash_{os.getpid()}"  # its own database and roles: another run at the same time keeps its own
     admin = db.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
