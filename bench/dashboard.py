@@ -1,12 +1,14 @@
 """What an executive waits for: the dashboard in headless Chromium, from the sign-in click to every chart drawn.
 
-    .venv/bin/python bench/dashboard.py [--views 5] [--viewers 20] [--pool 1] [--gap 8] [--screenshot DIR]
+    .venv/bin/python bench/dashboard.py [--views 5] [--viewers 20] [--pool 1] [--gap 8] [--plain-kernels]
+        [--screenshot DIR]
 
 Needs Chromium and chromedriver (`/usr/bin/chromium`, `/usr/bin/chromedriver`: `apt-get install chromium
 chromium-driver`) and SCOPE3_DATABASE_URL (an admin URL; a scratch database `bench<pid>_dashboard` is
 created and dropped on it), else it runs on an embedded PostgreSQL. It provisions the demo tenant `acme` as
 `scope3 demo` does (data, ML estimates, a stored scenario, a signed checkpoint) plus an hour of readings on
-each meter, starts its hub (Voila as the `dashboard` service, kernel pool `--pool`) and measures, per view,
+each meter, starts its hub (Voila as the `dashboard` service, kernel pool `--pool`, page kernels forked from a
+preheated process unless `--plain-kernels`) and measures, per view,
 from the sign-in click (the navigation's time origin in the browser):
 
 * HTML complete: ``responseEnd`` of the dashboard document (after the login and OAuth redirects);
@@ -17,9 +19,12 @@ from the sign-in click (the navigation's time origin in the browser):
 
 First view: a browser with an empty cache, the hub's first page. Warm: the same browser (cache kept,
 cookies cleared so each view signs in again), `--gap` seconds apart so the preheated kernel is back.
-Page kernel memory: RSS and USS (psutil) of the page's ipykernel, with the page open and drawn. Then
+Page kernel memory: RSS, USS and PSS (psutil) of the page's ipykernel, with the page open and drawn (a forked
+kernel shares the zygote's imports: USS is what the page adds, PSS adds its share of what it shares). Then
 `--viewers` browsers, each a different viewer, click sign-in at the same moment: p50/p95/max of all
-charts drawn. Ratios are of figures measured in this run (the machine is shared: compare within a run).
+charts drawn; and as many plain HTTP clients (no browser rendering on the same cores): p50/p95/max of the
+whole page HTML served, from the sign-in POST. Ratios are of figures measured in this run (the machine is
+shared: compare within a run).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scope3lib import db, demo, schema, tenancy
 from scope3lib.demo.showcase import showcase
+from scope3lib.hub import forkserver
 from scope3lib.hub import settings as hub_settings
 from scope3lib.meters.broker import free_port
 from scope3lib.meters.rollup import rollup_daily
@@ -137,13 +143,21 @@ def click_and_wait(driver: Any) -> View:
     raise RuntimeError(f"charts not drawn within {PAGE_LIMIT_S} s ({charts} drawn) at {driver.current_url}{failure}")
 
 
-def kernel_memory(kernel_id: str | None) -> tuple[float, float]:
-    """(RSS, USS) in MB of the ipykernel process serving ``kernel_id``."""
-    for proc in psutil.process_iter(["cmdline"]):
+def kernel_memory(kernel_id: str | None) -> tuple[float, float, float]:
+    """(RSS, USS, PSS) in MB of the ipykernel process serving ``kernel_id``: a plain kernel names its connection
+    file on its command line; a forked one (whose command line is the zygote's) binds Unix sockets named after it
+    (the service's kernels use the ipc transport)."""
+    for proc in psutil.process_iter(["cmdline", "name"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        if "ipykernel_launcher" in cmd and kernel_id and kernel_id in cmd:
+        if not kernel_id or not ("ipykernel_launcher" in cmd or proc.info["name"] == forkserver.KERNEL_NAME):
+            continue
+        try:
+            sockets = [c.laddr for c in proc.net_connections(kind="unix")]
+        except psutil.Error:
+            continue
+        if kernel_id in cmd or any(kernel_id in str(path) for path in sockets):
             info = proc.memory_full_info()
-            return info.rss / 2**20, info.uss / 2**20
+            return info.rss / 2**20, info.uss / 2**20, info.pss / 2**20
     raise RuntimeError(f"no kernel process for {kernel_id}")
 
 
@@ -161,11 +175,13 @@ def provision(engine: sa.Engine, data_dir: Path, args: argparse.Namespace) -> tu
     rollup_daily(engine, profile.slug)
     hub_file = hub_settings.tenant_dir(data_dir, profile.slug) / hub_settings.HUB_FILE
     raw = yaml.safe_load(hub_file.read_text())
-    # Room for every concurrent viewer's page (the defaults, 8 and 3, would turn most of them away); a development
+    # Room for every concurrent viewer's page, twice (the browsers', and the HTTP clients' whose kernels stay until
+    # culled; the defaults, 8 and 3, would turn most of them away); a development
     # database that trusts local users is accepted and services run as this user (no analyst server runs here).
     raw.update(allow_passwordless_database=True, spawner="simple", port=free_port(), hub_port=free_port(),
                proxy_api_port=free_port(), dashboard_port=free_port(),
-               dashboard_pool_size=args.pool, scheduler=False, dashboard_max_pages=args.viewers + 4,
+               dashboard_pool_size=args.pool, dashboard_fork_kernels=not args.plain_kernels, scheduler=False,
+               dashboard_max_pages=2 * args.viewers + 4,
                dashboard_max_pages_per_viewer=args.views + 4)
     hub_file.write_text(yaml.safe_dump(raw))
     return creds, raw
@@ -226,7 +242,7 @@ def start_hub(url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def one_view(driver: Any, base: str, user: str, memory: bool = False,
-             shot: Path | None = None) -> tuple[View, tuple[float, float] | None]:
+             shot: Path | None = None) -> tuple[View, tuple[float, float, float] | None]:
     sign_in_form(driver, base, user)
     view = click_and_wait(driver)
     mem = None
@@ -276,6 +292,44 @@ def concurrent(base: str, viewers: int, expected: int, tmp: Path) -> list[View |
             d.quit()
 
 
+def served_at_once(base: str, viewers: int) -> list[float | None]:
+    """``viewers`` plain HTTP clients (no browser: what the server side serves, without 20 browsers rendering on the
+    same cores) sign in at the same moment and read the dashboard's whole HTML: seconds from the sign-in POST to
+    the page's last byte; None for a page not served within the page limit."""
+    sessions = []
+    for _ in range(viewers):
+        session = requests.Session()
+        session.get(base + "/hub/login", timeout=60)
+        sessions.append(session)
+    results: list[float | None] = [None] * viewers
+    go = threading.Barrier(viewers)
+
+    def run(i: int) -> None:
+        xsrf = next((str(c.value) for c in sessions[i].cookies if c.name == "_xsrf"), "")
+        go.wait()
+        t = time.monotonic()
+        try:
+            r = sessions[i].post(base + "/hub/login?next=", data={"username": f"viewer{i:02d}", "password": PASSWORD,
+                                                                  "_xsrf": xsrf}, stream=True, timeout=PAGE_LIMIT_S)
+            body = b""
+            for chunk in r.iter_content(chunk_size=None):  # Voila streams the page: read to its end, within the limit
+                body += chunk
+                if time.monotonic() - t > PAGE_LIMIT_S:
+                    raise TimeoutError(f"still streaming after {PAGE_LIMIT_S} s")
+            if r.status_code != 200 or b'"kernelId"' not in body or b"</html>" not in body:
+                raise RuntimeError(f"{r.status_code} at {r.url}")
+            results[i] = time.monotonic() - t
+        except Exception as exc:
+            print(f"  an HTTP viewer: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(viewers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[math.ceil(0.95 * len(ordered)) - 1]  # nearest rank
@@ -286,6 +340,8 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=5, help="warm views")
     ap.add_argument("--viewers", type=int, default=20, help="viewers at once (0: skip)")
     ap.add_argument("--pool", type=int, default=1, help="preheated Voila kernels (dashboard_pool_size)")
+    ap.add_argument("--plain-kernels", action="store_true",
+                    help="each page kernel a Python process of its own (dashboard_fork_kernels: false)")
     ap.add_argument("--gap", type=float, default=8.0, help="seconds between warm views (the pool refills)")
     ap.add_argument("--screenshot", type=Path, default=Path(tempfile.gettempdir()) / "scope3-bench-dashboard",
                     help="directory for a full-page screenshot of the first view")
@@ -326,6 +382,8 @@ def main() -> None:
             driver.quit()
         time.sleep(args.gap)
         crowd = concurrent(base, args.viewers, expected, data_dir) if args.viewers else []
+        time.sleep(args.gap)
+        served = served_at_once(base, args.viewers) if args.viewers else []
     finally:
         if hub is not None:
             hub.send_signal(signal.SIGTERM)
@@ -337,14 +395,17 @@ def main() -> None:
                                   {"p": schema.prefix_for_database(name) + "_"}).all():
                 c.execute(sa.text(f'DROP ROLE "{role}"'))
         shutil.rmtree(data_dir, ignore_errors=True)
-    report(args, (cold, warm, kept), expected, first, memory, views, crowd, load_before)
+    report(args, (cold, warm, kept), expected, first, memory, views, crowd, served, load_before)
 
 
 def report(args: argparse.Namespace, own: tuple[float, float, float], expected: int, first: View,
-           memory: tuple[float, float] | None, views: list[View], crowd: list[View | None], load: float) -> None:
+           memory: tuple[float, float, float] | None, views: list[View], crowd: list[View | None],
+           served: list[float | None], load: float) -> None:
     cold, warm, kept = own
     med = {k: statistics.median(getattr(v, k) for v in views) for k in ("html_s", "drawn_s", "redirects_s")}
-    print(f"executive dashboard, demo tenant acme, headless Chromium; Voila pool {args.pool}, {args.gap:.0f} s "
+    kernels = "plain" if args.plain_kernels else "forked"
+    print(f"executive dashboard, demo tenant acme, headless Chromium; {kernels} kernels, Voila pool {args.pool}, "
+          f"{args.gap:.0f} s "
           f"between warm views, {expected} charts; load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")
     print(f"  in-process (read, panels, figures): all computed cold {cold:.2f} s, warm {warm:.2f} s; as a page of the "
           f"service does it (tenant panels and entries kept for the data version) {kept:.2f} s")
@@ -354,7 +415,8 @@ def report(args: argparse.Namespace, own: tuple[float, float, float], expected: 
           f"(redirects {med['redirects_s']:.2f} s; drawn min {min(v.drawn_s for v in views):.2f}, "
           f"max {max(v.drawn_s for v in views):.2f})")
     if memory:
-        print(f"  page kernel (last warm view, drawn, 3 s later): RSS {memory[0]:.0f} MB, USS {memory[1]:.0f} MB")
+        print(f"  page kernel (last warm view, drawn, 3 s later): RSS {memory[0]:.0f} MB, USS {memory[1]:.0f} MB, "
+              f"PSS {memory[2]:.0f} MB")
     if crowd:  # a view not drawn within the limit counts as the limit, and is said to be over it
         drawn = [PAGE_LIMIT_S if v is None else v.drawn_s for v in crowd]
         late = sum(v is None for v in crowd)
@@ -362,11 +424,18 @@ def report(args: argparse.Namespace, own: tuple[float, float, float], expected: 
                  for k, x in (("p50", statistics.median(drawn)), ("p95", p95(drawn)), ("max", max(drawn)))}
         print(f"  {len(crowd)} viewers at once, all charts drawn: p50 {shown['p50']} s, p95 {shown['p95']} s, max "
               f"{shown['max']} s ({late} not drawn within {PAGE_LIMIT_S} s)")
+    if served:
+        html = [PAGE_LIMIT_S if x is None else x for x in served]
+        shown = {k: (f"> {PAGE_LIMIT_S}" if x >= PAGE_LIMIT_S else f"{x:.1f}")
+                 for k, x in (("p50", statistics.median(html)), ("p95", p95(html)), ("max", max(html)))}
+        print(f"  {len(served)} viewers at once, HTTP clients (no browser), whole HTML served: p50 {shown['p50']} s, "
+              f"p95 {shown['p95']} s, max {shown['max']} s ({sum(x is None for x in served)} not served within "
+              f"{PAGE_LIMIT_S} s)")
     print(f"  ratios: warm drawn / page's own work {med['drawn_s'] / kept:.1f}, warm HTML / page's own work "
           f"{med['html_s'] / kept:.1f}, (drawn - HTML) / drawn {1 - med['html_s'] / med['drawn_s']:.2f}, first / warm "
           f"drawn {first.drawn_s / med['drawn_s']:.2f}")
     print(f"  targets (warm): HTML {med['html_s']:.2f} s vs 0.5 s, charts {med['drawn_s']:.2f} s vs 1.5 s"
-          + (f", kernel {memory[0]:.0f} MB RSS vs 150 MB" if memory else ""))
+          + (f", kernel {memory[1]:.0f} MB USS ({memory[0]:.0f} MB RSS) vs 150 MB" if memory else ""))
     print(f"  screenshot of the first view: {args.screenshot / 'first.png'}")
 
 

@@ -36,7 +36,7 @@ def test_dashboard_voila_gives_every_executor_the_timeout_function() -> None:
         dashboard.DashboardVoila.clear_instance()
 
 
-def test_the_service_voila_makes_sliced_poll_kernel_clients() -> None:
+def test_the_service_voila_makes_sliced_poll_kernel_clients_of_forked_kernels() -> None:
     from scope3lib.hub.kernel_client import SlicedPollKernelClient
 
     nb = paths.notebooks() / "dashboards" / "executive.ipynb"
@@ -48,6 +48,10 @@ def test_the_service_voila_makes_sliced_poll_kernel_clients() -> None:
         app.init_settings()
         km = app.kernel_manager
         assert isinstance(km.kernel_manager_factory(parent=km).client(), SlicedPollKernelClient)
+        # and whose page kernels are forked from the zygote (tests/test_forkserver.py, tests/test_hub.py)
+        from scope3lib.hub.fork_provisioner import ForkingKernelManager
+
+        assert isinstance(km.kernel_manager_factory(parent=km), ForkingKernelManager)
     finally:
         dashboard.DashboardVoila.clear_instance()
 

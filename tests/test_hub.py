@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -23,6 +24,7 @@ from traitlets.config import Config
 
 from scope3lib.errors import ConfigurationError
 from scope3lib.hub import config as hub_config
+from scope3lib.hub import forkserver
 from scope3lib.hub import settings as hub_settings
 from scope3lib.hub.spawner import ensure_system_user, system_username
 from scope3lib.meters.broker import free_port
@@ -190,6 +192,9 @@ def test_viewer_lands_on_the_dashboard_with_real_figures(hubs: dict[str, Hub]) -
     assert r.status_code == 200 and r.url == f"{hub.url}/services/dashboard/", r.url
     assert "import scope3lib" not in r.text  # sources are stripped
     k = _page_kernel(hub, c, r.text)
+    # The page's kernel was forked by the service's zygote (scope3lib.hub.forkserver), not started from scratch.
+    proc = _kernel_process(hub, kernel_id_in_page(r.text))
+    assert proc.name() == forkserver.KERNEL_NAME and "scope3lib.hub.forkserver" in _command(proc.parent())
     try:
         states = _widget_states(k)
         html = " ".join(str(s.get("value", "")) for s in states)
@@ -438,20 +443,40 @@ def test_an_owner_administers_their_hub_and_nothing_else(hubs: dict[str, Hub]) -
         assert c.api("GET", "/hub/api/users").status_code == 403, user
 
 
+def _dashboard_voila(hub: Hub) -> psutil.Process:
+    voila = [p for p in psutil.Process(hub.proc.pid).children(recursive=True)
+             if "scope3lib.hub.dashboard" in _command(p)]
+    assert len(voila) == 1, voila
+    return voila[0]
+
+
+def _command(p: psutil.Process) -> str:
+    try:
+        return " ".join(p.cmdline())
+    except psutil.Error:  # gone, or a zombie not reaped yet (a culled kernel): not a live kernel
+        return ""
+
+
+def _is_kernel(p: psutil.Process) -> bool:
+    """A live kernel process: a plain one (ipykernel's launcher) or one forked by the zygote."""
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE and (p.name() == forkserver.KERNEL_NAME
+                                                       or "ipykernel_launcher" in _command(p))
+    except psutil.Error:
+        return False
+
+
 def _dashboard_kernels(hub: Hub) -> int:
     """Kernels the hub's dashboard service holds (pool and pages), counted as processes."""
-    import psutil
+    return sum(1 for p in _dashboard_voila(hub).children(recursive=True) if _is_kernel(p))
 
-    def command(p: psutil.Process) -> str:
-        try:
-            return " ".join(p.cmdline())
-        except psutil.Error:  # gone, or a zombie not reaped yet (a culled kernel): not a live kernel
-            return ""
 
-    voila = [p for p in psutil.Process(hub.proc.pid).children(recursive=True)
-             if "scope3lib.hub.dashboard" in command(p)]
-    assert len(voila) == 1, voila
-    return sum(1 for p in voila[0].children(recursive=True) if "ipykernel_launcher" in command(p))
+def _kernel_process(hub: Hub, kernel_id: str) -> psutil.Process:
+    """The process of a dashboard kernel: the one bound to the Unix sockets named after it (transport ipc)."""
+    for p in _dashboard_voila(hub).children(recursive=True):
+        if _is_kernel(p) and any(kernel_id in str(c.laddr) for c in p.net_connections(kind="unix")):
+            return p
+    raise AssertionError(f"no process for kernel {kernel_id}")
 
 
 def test_abandoned_dashboard_pages_are_culled_and_capped(hubs: dict[str, Hub]) -> None:
@@ -475,7 +500,9 @@ def test_abandoned_dashboard_pages_are_culled_and_capped(hubs: dict[str, Hub]) -
     served = {u: s.count(200) for u, s in statuses.items()}
     assert served["hub-a-vic"] == 2 and 429 in statuses["hub-a-vic"], statuses  # per viewer
     assert sum(served.values()) == 4 and 503 in statuses["hub-a-ana"], statuses  # per hub
-    assert _dashboard_kernels(hub) <= 1 + 4
+    kernels = [p for p in _dashboard_voila(hub).children(recursive=True) if _is_kernel(p)]
+    assert 1 <= len(kernels) <= 1 + 4
+    assert all(p.name() == forkserver.KERNEL_NAME for p in kernels)  # forked, yet culled as plain ones were
     wait_until(lambda: _dashboard_kernels(hub) == 1, CULL_IDLE_S + 30, "abandoned pages to be culled", interval=1)
     again = clients["hub-a-vic"].s.get(f"{hub.url}/services/dashboard/", stream=True, timeout=120)
     assert HubClient._read(again).status_code == 200

@@ -227,7 +227,7 @@ def update_services(c: Config, settings: HubSettings, mode: str, admin_database_
                 paths.notebooks() / "dashboards" / "executive.ipynb", hub.dashboard_port, hub.dashboard_pool_size,
                 hub.dashboard_cell_timeout_s, cull_idle_s=hub.dashboard_cull_idle_s,
                 cull_interval_s=hub.dashboard_cull_interval_s, max_pages=hub.dashboard_max_pages,
-                max_pages_per_viewer=hub.dashboard_max_pages_per_viewer),
+                max_pages_per_viewer=hub.dashboard_max_pages_per_viewer, fork_kernels=hub.dashboard_fork_kernels),
             "environment": {"SCOPE3_TENANT_DATABASE_URL": settings.database_url_readonly, "SCOPE3_TENANT": slug},
             "oauth_no_confirm": True,
             "cwd": str(paths.notebooks() / "dashboards"),

@@ -28,10 +28,12 @@ from jupyterhub.singleuser.extension import JupyterHubIdentityProvider
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.ioloop import PeriodicCallback
-from traitlets import Integer
+from traitlets import Bool, Integer
 from voila.app import Voila
 from voila.request_info_handler import RequestInfoSocketHandler
 from voila.tornado.handler import TornadoVoilaHandler
+
+from . import forkserver
 
 # What a widgets page legitimately sends to its kernel.
 ALLOWED_MSG_TYPES = frozenset({"comm_msg", "comm_open", "comm_close", "comm_info_request", "kernel_info_request"})
@@ -246,6 +248,7 @@ async def _replace_failed(manager: Any, pool: list[Any], notebook: str, log: Any
 
 
 POOL_WAIT_S = 120
+FORKING_KERNEL_MANAGER = "scope3lib.hub.fork_provisioner.ForkingKernelManager"
 # scope3lib.reporting.tenant_cache.ENV (not imported: pandas and plotly have no business in the server process).
 PANEL_CACHE_ENV = "SCOPE3_DASHBOARD_CACHE_DIR"
 # How often the refresher compares the data version with the cached panels', and how often Voila checks it runs.
@@ -301,6 +304,8 @@ class DashboardVoila(Voila):
 
     max_pages = Integer(8, help="Most page kernels (besides preheated ones) held at once.").tag(config=True)
     max_pages_per_viewer = Integer(3, help="Most page kernels one viewer may hold at once.").tag(config=True)
+    fork_kernels = Bool(False, help="Fork page kernels from a preheated process (scope3lib.hub.forkserver).").tag(
+        config=True)
 
     def initialize(self, argv: Any = None) -> None:
         super().initialize(argv)
@@ -313,6 +318,9 @@ class DashboardVoila(Voila):
         # command line.
         limit = int(self.config.VoilaExecutor.get("timeout", CELL_TIMEOUT_S))
         self.config.VoilaExecutor.timeout_func = functools.partial(cell_timeout, limit=limit)
+        self.zygote: forkserver.Zygote | None = None
+        if self.fork_kernels:
+            self.config.MappingKernelManager.kernel_manager_class = FORKING_KERNEL_MANAGER
 
     def start(self) -> None:
         # The stock culler spares a kernel that is busy sending messages, and an open dashboard sends widget
@@ -322,7 +330,19 @@ class DashboardVoila(Voila):
         PeriodicCallback(self._cull_disconnected, 1000 * int(kernels.get("cull_interval", 30))).start()
         self._keep_refresher()
         PeriodicCallback(self._keep_refresher, 1000 * REFRESHER_CHECK_S).start()
+        if self.fork_kernels:
+            # Before the pool's first kernel starts (in super().start()), which waits for it to have imported.
+            self.zygote = forkserver.Zygote()
+            self.zygote.start()
+            PeriodicCallback(self._keep_zygote, 1000 * REFRESHER_CHECK_S).start()
         super().start()
+
+    def _keep_zygote(self) -> None:
+        """Start the zygote again if it ended (meanwhile kernels start as plain processes)."""
+        if self.zygote is not None and not self.zygote.running():
+            self.log.warning("dashboard: the kernel zygote ended (%s); starting it again",
+                             self.zygote.proc and self.zygote.proc.returncode)
+            self.zygote.start()
 
     def _keep_refresher(self) -> None:
         """(Re)start the process that keeps the tenant-wide panels' cache current (a service of a tenant only)."""
@@ -358,7 +378,7 @@ def main() -> None:
 
 def voila_command(notebook: Path, port: int, pool_size: int, cell_timeout_s: int = CELL_TIMEOUT_S, *,
                   cull_idle_s: int = 300, cull_interval_s: int = 30, max_pages: int = 8,
-                  max_pages_per_viewer: int = 3) -> list[str]:
+                  max_pages_per_viewer: int = 3, fork_kernels: bool = True) -> list[str]:
     """Standalone Voila for the hub-managed ``dashboard`` service (preheated kernels need standalone Voila)."""
     prefix = "/services/dashboard/"
     return [
@@ -384,13 +404,16 @@ def voila_command(notebook: Path, port: int, pool_size: int, cell_timeout_s: int
         # Unix sockets in the service user's private runtime directory, not TCP ports any local user can reach.
         "--KernelManager.transport=ipc",
         # A page's kernel lives until its websocket closes: one fetched without it, or a browser closed hard,
-        # would keep ~230 MB for ever. Kernels with no browser connected are shut down once idle this long
-        # (Voila never culls its preheated ones); an open page keeps its kernel.
+        # would keep its memory (over 100 MB) for ever. Kernels with no browser connected are shut down once idle
+        # this long (Voila never culls its preheated ones); an open page keeps its kernel.
         f"--MappingKernelManager.cull_idle_timeout={cull_idle_s}",
         f"--MappingKernelManager.cull_interval={cull_interval_s}",
         "--MappingKernelManager.cull_connected=False",
         f"--DashboardVoila.max_pages={max_pages}",
         f"--DashboardVoila.max_pages_per_viewer={max_pages_per_viewer}",
+        # Page kernels forked from one process that has imported what a page imports: they start in a fraction
+        # of a second and share those imports (hub.md, "Forked page kernels").
+        f"--DashboardVoila.fork_kernels={fork_kernels}",
     ]
 
 

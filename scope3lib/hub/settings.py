@@ -58,7 +58,7 @@ class HubFile(BaseModel):
     )
     dashboard_pool_size: int = Field(
         1, ge=0, le=16,
-        description="Preheated Voila kernels kept ready (about 230 MB each); 0: a kernel per page view.")
+        description="Preheated Voila kernels kept ready; 0: a kernel per page view.")
     dashboard_cell_timeout_s: int = Field(
         90, ge=5, le=3600,
         description=("A dashboard cell still running after this many seconds ends the page with an error (the "
@@ -75,6 +75,10 @@ class HubFile(BaseModel):
                      "preheated ones; beyond it a viewer gets a page saying the dashboard is busy."))
     dashboard_max_pages_per_viewer: int = Field(
         3, ge=1, le=50, description="Most dashboard pages one viewer may have open at once.")
+    dashboard_fork_kernels: bool = Field(
+        True, description=("Fork dashboard page kernels from one process that has imported what a page imports "
+                           "(they start in a fraction of a second and share those imports); false: each kernel "
+                           "is a Python process of its own."))
     scheduler: bool = Field(True, description="Run the scheduled-reports service with this hub.")
     api: bool = Field(True, description="Run the tenant's integration API as the hub's service `api` (/services/api/).")
     api_port: int | None = Field(None, ge=1, le=65535, description=(
