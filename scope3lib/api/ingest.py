@@ -42,6 +42,9 @@ log = logging.getLogger("scope3.api.ingest")
 router = APIRouter(tags=["meters"])
 Ctx = Annotated[ApiContext, Depends(context)]
 MAX_BYTES = 1_048_576  # as the MQTT ingest's default max_payload_bytes
+#: Writer threads, each with its connection: while one batch waits for its commit to reach the disk, the next
+#: is checked, parsed and written (docs/benchmarks.md, API).
+WRITERS = 2
 # One transaction's share of requests, by size: about 20,000 readings, the MQTT ingest's largest batch.
 _MAX_BATCH_BYTES = 1_000_000
 
@@ -91,8 +94,10 @@ class GroupWriter:
         self._wake = threading.Condition()
         self._stop = False
         self._seen = LastSeen()
-        self._thread = threading.Thread(target=self._run, name="api-ingest-writer", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name=f"api-ingest-writer-{i}", daemon=True)
+                         for i in range(WRITERS)]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, credential: str, body: bytes) -> Future[Received]:
         """Queue a request; it is written even if it is cancelled meanwhile (at least once)."""
@@ -105,8 +110,9 @@ class GroupWriter:
     def stop(self) -> None:
         with self._wake:
             self._stop = True
-            self._wake.notify()
-        self._thread.join(timeout=10)
+            self._wake.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=10)
 
     def _take(self) -> list[_Request]:
         with self._wake:
