@@ -40,8 +40,8 @@ def _key(t: TenantFixture, scope: str, **kwargs: object) -> str:
     return keys.create_key(t.admin, t.slug, f"{scope}-{time.monotonic_ns()}", scope, **kwargs).key  # type: ignore[arg-type]
 
 
-def _client(server: ApiServer, key: str) -> httpx.Client:
-    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+def _client(server: ApiServer, key: str, scheme: str = "Bearer") -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"{scheme} {key}"}, timeout=30)
 
 
 def test_a_key_of_tenant_a_gets_nothing_of_tenant_b(tenants: tuple[TenantFixture, TenantFixture],
@@ -409,7 +409,7 @@ def test_apikey_commands(tenants: tuple[TenantFixture, TenantFixture], servers: 
 def _declared(server: ApiServer, key: str) -> httpx.Client:
     """A client whose requests skip the hot path (scope3lib.api.hotpath takes ``Bearer`` API keys only) and
     are answered by the declared routes, with the same key (JupyterHub's ``token`` scheme)."""
-    return httpx.Client(base_url=server.url, headers={"Authorization": f"token {key}"}, timeout=30)
+    return _client(server, key, "token")
 
 
 def test_the_hot_routes_answer_as_their_declared_routes(tenants: tuple[TenantFixture, TenantFixture],
