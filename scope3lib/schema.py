@@ -9,6 +9,7 @@ never share a role.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -76,6 +77,24 @@ def role_prefix(conn: Connection) -> str:
 def group_role(prefix: str, access: str) -> str:
     """The NOLOGIN group every tenant's ``rw`` or ``ro`` login role belongs to."""
     return f"{prefix}_tenant_{access}"
+
+
+def tenant_groups(conn: Connection) -> tuple[str, str]:
+    """The ``rw`` and ``ro`` groups of this installation's tenant login roles."""
+    prefix = role_prefix(conn)
+    return group_role(prefix, "rw"), group_role(prefix, "ro")
+
+
+def isolate_tenant_tables(conn: Connection, tables: Iterable[str]) -> tuple[str, str]:
+    """Row-level security on ``tables`` (each has ``tenant_id``): both tenant groups see and write only the
+    connected tenant's rows. Returns the groups, for the migration's own grants (which differ per table)."""
+    rw, ro = tenant_groups(conn)
+    mine = "(SELECT tenant_of(current_user))"
+    for table in tables:
+        conn.execute(sa.text(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"))
+        conn.execute(sa.text(f'CREATE POLICY tenant_isolation ON {table} TO "{rw}", "{ro}" '
+                             f"USING (tenant_id = {mine}) WITH CHECK (tenant_id = {mine})"))
+    return rw, ro
 
 
 def ingest_role(prefix: str) -> str:

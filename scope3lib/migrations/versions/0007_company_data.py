@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from scope3lib.schema import group_role
+from scope3lib.schema import isolate_tenant_tables
 
 revision: str = "0007"
 down_revision: str | Sequence[str] | None = "0006"
@@ -275,14 +275,8 @@ def _history_trigger() -> None:
 
 
 def _security() -> None:
-    conn = op.get_bind()
-    prefix = conn.scalar(sa.text("SELECT role_prefix FROM installation"))
-    rw, ro = group_role(prefix, "rw"), group_role(prefix, "ro")
-    mine = "(SELECT tenant_of(current_user))"
+    rw, ro = isolate_tenant_tables(op.get_bind(), _TABLES)
     for table in _TABLES:
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        op.execute(f'CREATE POLICY tenant_isolation ON {table} TO "{rw}", "{ro}" '
-                   f"USING (tenant_id = {mine}) WITH CHECK (tenant_id = {mine})")
         op.execute(f'GRANT SELECT ON {table} TO "{rw}", "{ro}"')
         if table != "supplier_changes":  # written by its trigger only
             op.execute(f'GRANT INSERT, UPDATE, DELETE ON {table} TO "{rw}"')

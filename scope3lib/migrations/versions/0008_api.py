@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from scope3lib.schema import group_role
+from scope3lib.schema import isolate_tenant_tables, tenant_groups
 
 revision: str = "0008"
 down_revision: str | Sequence[str] | None = "0007"
@@ -99,16 +99,8 @@ def upgrade() -> None:
 
 
 def _security() -> None:
-    conn = op.get_bind()
-    prefix = conn.scalar(sa.text("SELECT role_prefix FROM installation"))
-    rw, ro = group_role(prefix, "rw"), group_role(prefix, "ro")
-    mine = "(SELECT tenant_of(current_user))"
+    rw, ro = isolate_tenant_tables(op.get_bind(), _TABLES)
     for table in _TABLES:
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        op.execute(
-            f'CREATE POLICY tenant_isolation ON {table} TO "{rw}", "{ro}" '
-            f"USING (tenant_id = {mine}) WITH CHECK (tenant_id = {mine})"
-        )
         op.execute(f'GRANT SELECT ON {table} TO "{rw}", "{ro}"')
         op.execute(f'GRANT USAGE ON SEQUENCE {table}_id_seq TO "{rw}"')
     # The API writes with the read-write role only: keys (admin scope), its request log (and prunes
@@ -125,9 +117,7 @@ def _security() -> None:
 
 
 def downgrade() -> None:
-    conn = op.get_bind()
-    prefix = conn.scalar(sa.text("SELECT role_prefix FROM installation"))
-    rw = group_role(prefix, "rw")
+    rw, _ = tenant_groups(op.get_bind())
     op.execute(f'REVOKE INSERT ON readings, rejects FROM "{rw}"')
     op.execute(f'REVOKE INSERT, DELETE ON devices FROM "{rw}"')
     op.execute(f'REVOKE UPDATE (last_seen, credential_hash, revoked_at) ON devices FROM "{rw}"')

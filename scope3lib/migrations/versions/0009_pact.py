@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from scope3lib.schema import group_role
+from scope3lib.schema import isolate_tenant_tables
 
 revision: str = "0009"
 down_revision: str | Sequence[str] | None = "0008"
@@ -133,16 +133,8 @@ def upgrade() -> None:
 
 
 def _security() -> None:
-    conn = op.get_bind()
-    prefix = conn.scalar(sa.text("SELECT role_prefix FROM installation"))
-    rw, ro = group_role(prefix, "rw"), group_role(prefix, "ro")
-    mine = "(SELECT tenant_of(current_user))"
+    rw, ro = isolate_tenant_tables(op.get_bind(), _TABLES)
     for table in _TABLES:
-        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        op.execute(
-            f'CREATE POLICY tenant_isolation ON {table} TO "{rw}", "{ro}" '
-            f"USING (tenant_id = {mine}) WITH CHECK (tenant_id = {mine})"
-        )
         sequence = "pact_footprints_seq_seq" if table == "pact_footprints" else f"{table}_id_seq"
         op.execute(f'GRANT USAGE ON SEQUENCE {sequence} TO "{rw}"')
     op.execute(f'GRANT SELECT ON pact_footprints, pact_exchanges TO "{rw}", "{ro}"')

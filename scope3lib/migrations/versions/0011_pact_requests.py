@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from scope3lib.schema import group_role
+from scope3lib.schema import tenant_groups
 
 revision: str = "0011"
 down_revision: str | Sequence[str] | None = "0010"
@@ -28,8 +28,8 @@ def upgrade() -> None:
     op.add_column("data_requests", sa.Column("rejected_reason", sa.Text(), nullable=True))
     op.create_index("ix_data_requests_pact_event", "data_requests", ["tenant_id", "pact_event_id"], unique=True,
                     postgresql_where=sa.text("pact_event_id IS NOT NULL"))
-    prefix = op.get_bind().scalar(sa.text("SELECT role_prefix FROM installation"))
-    op.execute(f'GRANT UPDATE (pact_event_id, rejected_reason) ON data_requests TO "{group_role(prefix, "rw")}"')
+    rw, _ = tenant_groups(op.get_bind())
+    op.execute(f'GRANT UPDATE (pact_event_id, rejected_reason) ON data_requests TO "{rw}"')
 
 
 def downgrade() -> None:
