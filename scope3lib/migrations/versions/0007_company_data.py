@@ -27,7 +27,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _TABLES = ("supplier_aliases", "supplier_changes", "supplier_disclosures", "column_mappings", "classification_rules",
-           "spend_imports", "spend_lines", "spend_groups")
+           "spend_imports", "spend_groups", "spend_lines")  # in creation order: downgrade drops them reversed
 
 
 def _tenant_fk(table: str) -> sa.ForeignKeyConstraint:
