@@ -39,7 +39,7 @@ from scope3lib.api.auth import Principal
 from scope3lib.api.context import ApiContext, context
 from scope3lib.engagement import pact as engagement_pact
 from scope3lib.errors import EngagementError, PactError
-from scope3lib.pact import clients, events, store
+from scope3lib.pact import clients, events, recipient, store
 from scope3lib.pact.filters import FootprintFilter
 from scope3lib.pact.pagination import paging
 from scope3lib.pages import next_link
@@ -331,14 +331,7 @@ class _Undeliverable(PactError):
 def _partner_token(http: httpx.Client, base: str, found: clients.Partner) -> str | None:
     if not found.partner_client_id or not found.partner_client_secret:
         return None
-    endpoint = f"{base}/auth/token"
-    try:
-        discovered = http.get(f"{base}/.well-known/openid-configuration")
-        if discovered.status_code == 200:
-            endpoint = str(discovered.json().get("token_endpoint") or endpoint)
-    except (httpx.HTTPError, ValueError):
-        pass
-    got = http.post(endpoint, data={"grant_type": "client_credentials"},
+    got = http.post(recipient.token_endpoint(http, base), data={"grant_type": "client_credentials"},
                     auth=(found.partner_client_id, found.partner_client_secret))
     got.raise_for_status()
     return str(got.json()["access_token"])

@@ -44,6 +44,18 @@ class PartnerRefused(PactError):
         self.http_status, self.code = status, code
 
 
+def token_endpoint(http: httpx.Client, base_url: str) -> str:
+    """A PACT host's token endpoint: the one its OpenID discovery document names, else the spec's
+    ``<base>/auth/token``."""
+    try:
+        found = http.get(f"{base_url}/.well-known/openid-configuration")
+        if found.status_code == 200:
+            return str(found.json().get("token_endpoint") or f"{base_url}/auth/token")
+    except (httpx.HTTPError, ValueError):
+        pass  # no discovery document: the spec's default endpoint
+    return f"{base_url}/auth/token"
+
+
 @dataclass
 class Recipient:
     """Calls to one partner's PACT host on behalf of one tenant (``engine``: a role that may record exchanges)."""
@@ -83,13 +95,7 @@ class Recipient:
         """A valid access token of the partner's host (kept until a minute before it expires)."""
         if self._token and not renew and self._token[1] > time.monotonic():
             return self._token[0]
-        endpoint = f"{self.base_url}/auth/token"
-        try:
-            found = http.get(f"{self.base_url}/.well-known/openid-configuration")
-            if found.status_code == 200:
-                endpoint = str(found.json().get("token_endpoint") or endpoint)
-        except (httpx.HTTPError, ValueError):
-            pass  # no discovery document: the spec's default endpoint
+        endpoint = token_endpoint(http, self.base_url)
         got = http.post(endpoint, data={"grant_type": "client_credentials"}, auth=(self.client_id, self.client_secret))
         if got.status_code != 200 or "access_token" not in got.text:
             self._record("token", "refused", endpoint, got.status_code, error=got.text[:500])
