@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from scope3lib.migrations.ddl import execute_raw
 from scope3lib.schema import group_role, role_prefix
 
 revision: str = "0004"
@@ -39,15 +40,6 @@ _CANONICAL_SETTINGS = (
     "SET TimeZone = 'UTC' SET extra_float_digits = 1 SET DateStyle = 'ISO, YMD' "
     "SET IntervalStyle = 'postgres' SET bytea_output = 'hex'"
 )
-
-
-def _sql(statement: str) -> None:
-    """Run DDL on the migration's connection without bind-parameter parsing (function bodies use ':' and '%')."""
-    cursor = op.get_bind().connection.cursor()
-    try:
-        cursor.execute(statement)
-    finally:
-        cursor.close()
 
 
 def upgrade() -> None:
@@ -117,20 +109,20 @@ def _functions() -> None:
     # A number as canonical JSON: plain digits, no exponent, no trailing fractional zeros. float8's
     # text is its shortest round-trip form (extra_float_digits >= 1); through numeric it loses the
     # exponent. Not STRICT, so PostgreSQL inlines these into the generated expressions.
-    _sql(
+    execute_raw(
         r"""CREATE FUNCTION ledger_number(v double precision) RETURNS text
             LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
             SELECT CASE WHEN v IN ('NaN'::float8, 'Infinity'::float8, '-Infinity'::float8) THEN '"' || v::text || '"'
                         ELSE pg_catalog.trim_scale(v::text::numeric)::text END $$"""
     )
-    _sql(
+    execute_raw(
         r"""CREATE FUNCTION ledger_number(v numeric) RETURNS text
             LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
             SELECT CASE WHEN v IN ('NaN'::numeric, 'Infinity'::numeric, '-Infinity'::numeric) THEN '"' || v::text || '"'
                         ELSE pg_catalog.trim_scale(v)::text END $$"""
     )
     # Any JSON value in canonical form; used for columns of types without a direct rendering below.
-    _sql(
+    execute_raw(
         r"""CREATE FUNCTION ledger_canonical(j jsonb) RETURNS text
             LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
             BEGIN
@@ -157,7 +149,7 @@ def _functions() -> None:
     # The SQL expression that renders one emission_entries row (alias `alias`) as canonical JSON. It is
     # generated from the catalog at each use, so columns that later migrations add are covered without
     # touching the ledger; a NULL column is omitted, so adding a nullable column changes no entry.
-    _sql(
+    execute_raw(
         r"""CREATE FUNCTION ledger_entry_json_sql(alias text) RETURNS text
             LANGUAGE sql STABLE AS $$
             SELECT '(''{'' || array_to_string(ARRAY[' || string_agg(
@@ -180,7 +172,7 @@ def _functions() -> None:
     # The bytes of a leaf (scope3lib.ledger.leaf_data builds the same in Python). recorded_at is
     # rendered in UTC by to_char, independent of the session's TimeZone. format() builds the text in
     # one pass (verification rebuilds every leaf, so this is its hot path); NULL reason -> no member.
-    _sql(
+    execute_raw(
         r"""CREATE FUNCTION ledger_leaf_data(tenant_id bigint, leaf_index bigint, entry_id bigint, event text,
                                              actor text, reason text, recorded_at timestamptz, entry text)
             RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
@@ -191,7 +183,7 @@ def _functions() -> None:
     )
     # The INSERT that appends one leaf per row of `src` for tenant $1 from index $2 ($3 event, $4 actor,
     # $5 reason, $6 time). Shared by the trigger (src = a transition table) and _log_existing_entries.
-    _sql(
+    execute_raw(
         r"""CREATE FUNCTION ledger_append_sql(src text) RETURNS text
             LANGUAGE sql STABLE AS $$
             SELECT format($f$
@@ -208,14 +200,14 @@ def _functions() -> None:
     # signature of the columns it covers; the trigger checks that signature at each statement and falls
     # back to the generated SQL while it is stale (after a migration that added a column, until that
     # migration or an operator runs `SELECT ledger_refresh()`), so a new column is never left out.
-    _sql(
+    execute_raw(
         r"""CREATE FUNCTION ledger_columns_signature() RETURNS text
             LANGUAGE sql STABLE AS $$
             SELECT md5(string_agg(a.attname || ' ' || a.atttypid::regtype::text, ',' ORDER BY a.attname COLLATE "C"))
               FROM pg_catalog.pg_attribute a
              WHERE a.attrelid = 'public.emission_entries'::regclass AND a.attnum > 0 AND NOT a.attisdropped $$"""
     )
-    _sql(
+    execute_raw(
         r"""CREATE FUNCTION ledger_refresh() RETURNS void
             LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
             BEGIN
@@ -235,7 +227,7 @@ def _functions() -> None:
     # the index. The event of an UPDATE is 'correct' unless the transaction says otherwise through
     # scope3.ledger_event, or opened a period recalculation (migration 0002's begin_period_recalculation).
     # The INSERT is written out for each transition table so that PL/pgSQL caches its plan.
-    _sql(
+    execute_raw(
         rf"""CREATE FUNCTION ledger_append() RETURNS trigger
              LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp {_CANONICAL_SETTINGS}
              AS $fn$
@@ -322,7 +314,7 @@ def _functions() -> None:
                  RETURN NULL;
              END $fn$"""
     )
-    _sql(
+    execute_raw(
         r"""CREATE FUNCTION ledger_refuse() RETURNS trigger
             LANGUAGE plpgsql AS $$
             BEGIN
@@ -335,7 +327,7 @@ def _functions() -> None:
                           HINT = 'the ledger only grows: change the emission entry and the ledger records the change';
             END $$"""
     )
-    _sql(
+    execute_raw(
         r"""CREATE FUNCTION ledger_heads_guard() RETURNS trigger
             LANGUAGE plpgsql AS $$
             BEGIN
@@ -404,7 +396,7 @@ def _security() -> None:
 def _log_existing_entries() -> None:
     # Entries written before the ledger existed get a 'create' leaf now (empty on a fresh database),
     # so verification covers them from here on; the reason says when they were really recorded.
-    _sql(
+    execute_raw(
         r"""DO $do$
              DECLARE r record; v_sql text := public.ledger_append_sql('public.emission_entries');
              BEGIN

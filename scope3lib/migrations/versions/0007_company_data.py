@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from scope3lib.migrations.ddl import supplier_fk, tenant_fk
 from scope3lib.schema import isolate_tenant_tables
 
 revision: str = "0007"
@@ -28,17 +29,6 @@ depends_on: str | Sequence[str] | None = None
 
 _TABLES = ("supplier_aliases", "supplier_changes", "supplier_disclosures", "column_mappings", "classification_rules",
            "spend_imports", "spend_groups", "spend_lines")  # in creation order: downgrade drops them reversed
-
-
-def _tenant_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=f"fk_{table}_tenant_id_tenants",
-                                   ondelete="CASCADE")
-
-
-def _supplier_fk(table: str, ondelete: str = "CASCADE") -> sa.ForeignKeyConstraint:
-    # Composite: foreign keys are checked without row-level security (docs/design.md, measured facts).
-    return sa.ForeignKeyConstraint(["tenant_id", "supplier_id"], ["suppliers.tenant_id", "suppliers.id"],
-                                   name=f"fk_{table}_supplier", ondelete=ondelete)
 
 
 def _created_at() -> sa.Column[object]:
@@ -82,8 +72,8 @@ def _supplier_tables() -> None:
         sa.Column("alias_key", sa.Text(), nullable=False),
         _created_at(),
         sa.CheckConstraint("kind IN ('name', 'vendor_id')", name=op.f("ck_supplier_aliases_kind")),
-        _tenant_fk("supplier_aliases"),
-        _supplier_fk("supplier_aliases"),
+        tenant_fk("supplier_aliases"),
+        supplier_fk("supplier_aliases"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_supplier_aliases")),
         sa.UniqueConstraint("tenant_id", "kind", "alias_key", name="uq_supplier_aliases_tenant_kind_key"),
     )
@@ -99,7 +89,7 @@ def _supplier_tables() -> None:
         sa.Column("changed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("before", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("after", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
-        _tenant_fk("supplier_changes"),
+        tenant_fk("supplier_changes"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_supplier_changes")),
     )
     op.create_index("ix_supplier_changes_supplier", "supplier_changes", ["tenant_id", "supplier_id", "id"])
@@ -126,8 +116,8 @@ def _supplier_tables() -> None:
                            name=op.f("ck_supplier_disclosures_verification")),
         sa.CheckConstraint("eeio_direct_share IS NULL OR eeio_direct_share BETWEEN 0 AND 1",
                            name=op.f("ck_supplier_disclosures_direct_share")),
-        _tenant_fk("supplier_disclosures"),
-        _supplier_fk("supplier_disclosures"),
+        tenant_fk("supplier_disclosures"),
+        supplier_fk("supplier_disclosures"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_supplier_disclosures")),
         sa.UniqueConstraint("tenant_id", "supplier_id", "year", name="uq_supplier_disclosures_supplier_year"),
     )
@@ -142,7 +132,7 @@ def _supplier_tables() -> None:
         _created_at(),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.CheckConstraint("decimal IN ('.', ',')", name=op.f("ck_column_mappings_decimal")),
-        _tenant_fk("column_mappings"),
+        tenant_fk("column_mappings"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_column_mappings")),
         sa.UniqueConstraint("tenant_id", "name", name="uq_column_mappings_tenant_name"),
     )
@@ -160,7 +150,7 @@ def _supplier_tables() -> None:
         sa.CheckConstraint("kind IN ('commodity', 'gl_account', 'vendor', 'keyword')",
                            name=op.f("ck_classification_rules_kind")),
         sa.CheckConstraint("category BETWEEN 1 AND 15", name=op.f("ck_classification_rules_category")),
-        _tenant_fk("classification_rules"),
+        tenant_fk("classification_rules"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_classification_rules")),
         sa.UniqueConstraint("tenant_id", "kind", "pattern", name="uq_classification_rules_tenant_kind_pattern"),
     )
@@ -181,7 +171,7 @@ def _spend_tables() -> None:
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("imported_by", sa.Text(), nullable=False),
         sa.Column("imported_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        _tenant_fk("spend_imports"),
+        tenant_fk("spend_imports"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_spend_imports")),
         sa.UniqueConstraint("tenant_id", "id", name="uq_spend_imports_tenant_id_id"),
         sa.UniqueConstraint("tenant_id", "sha256", name="uq_spend_imports_tenant_sha256"),
@@ -193,7 +183,7 @@ def _spend_tables() -> None:
         sa.Column("group_key", sa.Text(), nullable=False),
         sa.Column("month", sa.Date(), nullable=False),
         sa.Column("entry_id", sa.BigInteger(), nullable=True),
-        _tenant_fk("spend_groups"),
+        tenant_fk("spend_groups"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_spend_groups")),
         sa.UniqueConstraint("tenant_id", "id", name="uq_spend_groups_tenant_id_id"),
         sa.UniqueConstraint("tenant_id", "group_key", name="uq_spend_groups_tenant_key"),
@@ -224,8 +214,8 @@ def _spend_tables() -> None:
                                 name="fk_spend_lines_import", ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["tenant_id", "group_id"], ["spend_groups.tenant_id", "spend_groups.id"],
                                 name="fk_spend_lines_group", ondelete="SET NULL (group_id)"),
-        _supplier_fk("spend_lines", "SET NULL (supplier_id)"),
-        _tenant_fk("spend_lines"),
+        supplier_fk("spend_lines", "SET NULL (supplier_id)"),
+        tenant_fk("spend_lines"),
         sa.PrimaryKeyConstraint("import_id", "line_no", name=op.f("pk_spend_lines")),
     )
     op.create_index("ix_spend_lines_tenant_date", "spend_lines", ["tenant_id", "posting_date"])

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from scope3lib.migrations.ddl import tenant_fk
 from scope3lib.schema import isolate_tenant_tables
 
 revision: str = "0009"
@@ -28,11 +29,6 @@ depends_on: str | Sequence[str] | None = None
 
 _TABLES = ("pact_footprints", "pact_clients", "pact_tokens", "pact_exchanges")
 _TEXTS = postgresql.ARRAY(sa.Text())
-
-
-def _tenant_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f(f"fk_{table}_tenant_id_tenants"),
-                                   ondelete="CASCADE")
 
 
 def _footprints() -> None:
@@ -54,7 +50,7 @@ def _footprints() -> None:
         sa.Column("imported_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.CheckConstraint("status IN ('Active', 'Deprecated')", name=op.f("ck_pact_footprints_status")),
-        _tenant_fk("pact_footprints"),
+        tenant_fk("pact_footprints"),
         sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_pact_footprints")),
     )
     op.create_index("ix_pact_footprints_order", "pact_footprints", ["tenant_id", "seq"])
@@ -78,7 +74,7 @@ def _clients() -> None:
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("octet_length(secret_hash) = 32", name=op.f("ck_pact_clients_secret_hash")),
-        _tenant_fk("pact_clients"),
+        tenant_fk("pact_clients"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pact_clients")),
         sa.UniqueConstraint("client_id", name=op.f("uq_pact_clients_client_id")),
     )
@@ -93,7 +89,7 @@ def _clients() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("octet_length(token_hash) = 32", name=op.f("ck_pact_tokens_token_hash")),
-        _tenant_fk("pact_tokens"),
+        tenant_fk("pact_tokens"),
         sa.ForeignKeyConstraint(["client"], ["pact_clients.id"], name=op.f("fk_pact_tokens_client_pact_clients"),
                                 ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pact_tokens")),
@@ -119,7 +115,7 @@ def _exchanges() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.CheckConstraint("direction IN ('in', 'out')", name=op.f("ck_pact_exchanges_direction")),
         sa.CheckConstraint("status IN ('ok', 'refused', 'failed')", name=op.f("ck_pact_exchanges_status")),
-        _tenant_fk("pact_exchanges"),
+        tenant_fk("pact_exchanges"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pact_exchanges")),
     )
     op.create_index("ix_pact_exchanges_tenant_at", "pact_exchanges", ["tenant_id", "at"])

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from scope3lib.migrations.ddl import execute_raw, supplier_fk, tenant_fk
 from scope3lib.schema import isolate_tenant_tables
 
 revision: str = "0010"
@@ -34,26 +35,6 @@ depends_on: str | Sequence[str] | None = None
 _TABLES = ("data_requests", "upload_tokens", "supplier_submissions")
 _EVENTS_BEFORE = "event IN ('create', 'correct', 'recalculate', 'delete')"
 _EVENTS_AFTER = "event IN ('create', 'correct', 'recalculate', 'delete', 'approve', 'reject')"
-
-
-def _sql(statement: str) -> None:
-    """DDL without bind-parameter parsing (function bodies use ':')."""
-    cursor = op.get_bind().connection.cursor()
-    try:
-        cursor.execute(statement)
-    finally:
-        cursor.close()
-
-
-def _tenant_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=f"fk_{table}_tenant_id_tenants",
-                                   ondelete="CASCADE")
-
-
-def _supplier_fk(table: str) -> sa.ForeignKeyConstraint:
-    # Composite: foreign keys are checked without row-level security (docs/design.md, measured facts).
-    return sa.ForeignKeyConstraint(["tenant_id", "supplier_id"], ["suppliers.tenant_id", "suppliers.id"],
-                                   name=f"fk_{table}_supplier", ondelete="CASCADE")
 
 
 def _request_fk(table: str) -> sa.ForeignKeyConstraint:
@@ -92,8 +73,8 @@ def _requests() -> None:
         sa.CheckConstraint("status IN ('sent', 'answered', 'overdue', 'rejected')",
                            name=op.f("ck_data_requests_status")),
         sa.CheckConstraint("reminders >= 0", name=op.f("ck_data_requests_reminders")),
-        _tenant_fk("data_requests"),
-        _supplier_fk("data_requests"),
+        tenant_fk("data_requests"),
+        supplier_fk("data_requests"),
         sa.ForeignKeyConstraint(["pact_client_id"], ["pact_clients.id"], name="fk_data_requests_pact_client",
                                 ondelete="RESTRICT"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_data_requests")),
@@ -117,7 +98,7 @@ def _requests() -> None:
         sa.CheckConstraint("octet_length(token_hash) = 32", name=op.f("ck_upload_tokens_token_hash")),
         sa.CheckConstraint("max_uses >= 1 AND uses >= 0 AND uses <= max_uses", name=op.f("ck_upload_tokens_uses")),
         sa.CheckConstraint("max_bytes > 0", name=op.f("ck_upload_tokens_max_bytes")),
-        _tenant_fk("upload_tokens"),
+        tenant_fk("upload_tokens"),
         _request_fk("upload_tokens"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_upload_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_upload_tokens_token_hash")),
@@ -152,8 +133,8 @@ def _submissions() -> None:
                            name=op.f("ck_supplier_submissions_four_eyes")),
         sa.CheckConstraint("status <> 'rejected' OR length(trim(reason)) > 0",
                            name=op.f("ck_supplier_submissions_reason")),
-        _tenant_fk("supplier_submissions"),
-        _supplier_fk("supplier_submissions"),
+        tenant_fk("supplier_submissions"),
+        supplier_fk("supplier_submissions"),
         _request_fk("supplier_submissions"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_supplier_submissions")),
     )
@@ -170,7 +151,7 @@ def _decision_trigger() -> None:
     # A decision is final and a payload never changes; the first decision of a pending submission appends a
     # leaf to the tenant's log, as ledger_append does for entries (the head row locked, so indices stay
     # gap-free and in commit order). SECURITY DEFINER: tenant roles cannot write the log themselves.
-    _sql(
+    execute_raw(
         r"""CREATE FUNCTION submission_decided() RETURNS trigger
             LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
             SET TimeZone = 'UTC' SET extra_float_digits = 1 SET DateStyle = 'ISO, YMD'
