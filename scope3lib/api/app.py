@@ -152,7 +152,9 @@ def create_app(config: ApiConfig) -> FastAPI:
     pact_host.mount(app, p, allow_http=config.pact_allow_http)  # the tenant's PACT base URL is <api>/pact
     app.add_middleware(RequestLogMiddleware, requests=ctx.requests)
     app.add_middleware(HotPath, ctx=ctx, prefix=p)  # outside the log: it logs the requests it answers itself
-    app.add_middleware(BodyLimit, larger={f"{p}/engage/uploads/": engagement.MAX_UPLOAD_BYTES})
+    # Outermost: the hot path's reads are bounded too.
+    app.add_middleware(BodyLimit, routes={f"{p}/engage/uploads/": engagement.MAX_UPLOAD_BYTES,
+                                          f"{p}/iot/ingest/": ingest.MAX_BYTES})
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:

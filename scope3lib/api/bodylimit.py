@@ -1,10 +1,10 @@
 """How large a request may be: every body is bounded, and one too large is refused as a problem (413).
 
 Without a bound one request could hold the service's memory. Most routes take JSON of a few MB at most
-(10,000 activity rows or suppliers), so :data:`MAX_REQUEST_BYTES` applies to all of them; a route that
-takes more says so (a supplier's upload link streams up to its own limit). A body announced larger by its
-``Content-Length`` is refused before it is read; one that turns out larger is refused when the limit is
-crossed, before the rest is read.
+(10,000 activity rows or suppliers), so :data:`MAX_REQUEST_BYTES` applies to all of them; a route with a
+limit of its own says so (a supplier's upload link streams up to 512 MiB, meter readings take 1 MiB). A body
+announced larger by its ``Content-Length`` is refused before it is read; one that turns out larger is refused
+when the limit is crossed, before the rest is read.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ class _TooLarge(Exception):
 
 
 class BodyLimit:
-    """ASGI middleware bounding request bodies: ``limit`` bytes, or ``larger[prefix]`` for paths under it."""
+    """ASGI middleware bounding request bodies: ``limit`` bytes, or ``routes[prefix]`` for paths under it."""
 
-    def __init__(self, app: App, limit: int = MAX_REQUEST_BYTES, larger: Mapping[str, int] | None = None) -> None:
-        self.app, self.limit, self.larger = app, limit, dict(larger or {})
+    def __init__(self, app: App, limit: int = MAX_REQUEST_BYTES, routes: Mapping[str, int] | None = None) -> None:
+        self.app, self.limit, self.routes = app, limit, dict(routes or {})
 
     def limit_of(self, path: str) -> int:
-        return next((n for prefix, n in self.larger.items() if path.startswith(prefix)), self.limit)
+        return next((n for prefix, n in self.routes.items() if path.startswith(prefix)), self.limit)
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

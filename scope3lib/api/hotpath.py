@@ -119,11 +119,9 @@ class HotPath:
         return who, 200
 
     async def _ingest(self, scope: AsgiScope, receive: Receive, send: Send, key: str) -> tuple[Principal | None, int]:
-        body = await _body(receive, ingest.MAX_BYTES)
+        body = await _body(receive)  # bounded by api.bodylimit, outside
         if body is None:  # the client went away before it finished sending: nothing to store or answer
             return None, 499
-        if len(body) > ingest.MAX_BYTES:  # refused before it is all read; nothing kept
-            return None, await _problem(ingest.too_large(), scope, receive, send)
         try:
             got = await ingest.receive(self.ctx, key, body)
         except Exception as exc:
@@ -135,18 +133,15 @@ class HotPath:
         return got.who, 200
 
 
-async def _body(receive: Receive, limit: int) -> bytes | None:
-    """The request's body, or its first ``limit`` bytes and more when it is longer; None when the client
-    disconnected first."""
-    chunks, size = [], 0
+async def _body(receive: Receive) -> bytes | None:
+    """The request's body; None when the client disconnected first."""
+    chunks = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
             return None
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit or not message.get("more_body", False):
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
             return b"".join(chunks)
 
 

@@ -209,11 +209,6 @@ def _parse(device: str, topic: str, body: bytes, slug: str) -> ParsedMessage:
     return message
 
 
-def too_large() -> ApiProblem:
-    return ApiProblem(413, "Payload too large", f"a request carries at most {MAX_BYTES:,} bytes of readings (about "
-                      "10,000): send them in several requests", field="body")
-
-
 async def receive(ctx: ApiContext, credential: str, body: bytes) -> Received:
     """Store a request's readings for the device of its key; answered once committed."""
     if not credential.startswith("s3k_"):  # a hub token: the hub's roles grant no ingest scope
@@ -232,12 +227,7 @@ async def receive(ctx: ApiContext, credential: str, body: bytes) -> Received:
 async def ingest(request: Request, ctx: Ctx, credential: Credential) -> Any:
     # Requests with an API key are answered by scope3lib.api.hotpath before they get here; this route is
     # their declaration (OpenAPI), and answers the rest (a hub token, no credential) through the same code.
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BYTES:
-            raise too_large()
-    got = await receive(ctx, credential, body)
+    got = await receive(ctx, credential, await request.body())  # at most MAX_BYTES (api.bodylimit)
     request.state.principal = got.who
     if got.problem is not None:
         raise got.problem
