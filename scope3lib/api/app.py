@@ -117,7 +117,7 @@ def _context(config: ApiConfig) -> ApiContext:
                                  "with the tenant's own roles only (`scope3 tenant credentials SLUG`)")
     requests = RequestLog(write, int(row.id), config.retention_days)
     limiter = RateLimiter(PLAN_RATES[str(row.plan)], str(row.plan))
-    return ApiContext(slug=config.slug, tenant_id=int(row.id), plan=str(row.plan), read=read, write=write,
+    return ApiContext(slug=config.slug, tenant_id=int(row.id), read=read, write=write,
                       data_dir=config.data_dir, limiter=limiter, requests=requests,
                       jobs=ThreadPoolExecutor(max_workers=2, thread_name_prefix="api-job"),
                       ingest=ingest.GroupWriter(write, int(row.id), config.slug, limiter), hub_auth=_hub_auth())

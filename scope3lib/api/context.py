@@ -22,11 +22,10 @@ if TYPE_CHECKING:
 class ApiContext:
     slug: str
     tenant_id: int
-    plan: str
     read: Engine  # the tenant's read-only role: every GET
     write: Engine  # the tenant's read-write role: every change, the request log, HTTP ingest
     data_dir: Path  # the tenant's models, ledger key (public half) and report outputs live under it
-    limiter: RateLimiter
+    limiter: RateLimiter  # and the tenant's plan, which sets its rates
     requests: RequestLog
     jobs: ThreadPoolExecutor
     ingest: GroupWriter
