@@ -133,3 +133,30 @@ def test_calc_without_a_platform_database_uses_the_builtin_factors(tmp_path: Pat
     assert r.returncode == 0, r.stderr
     assert "built-in factor set" in r.stderr and "1 row calculated, 0 refused, 3,924.0 kg CO2e" in r.stdout
     assert not (tmp_path / "none").exists()
+
+
+def test_a_password_hashed_with_other_parameters_still_signs_in_and_is_rehashed(
+        make_tenant: TenantFactory, engine: sa.Engine) -> None:
+    """Passwords are argon2id at OWASP's minimum (19 MiB, 2 passes, 1 lane); a hash made with the parameters used
+    before (RFC 9106's low-memory profile) still verifies, and the sign-in replaces it; a wrong password changes
+    nothing."""
+    from argon2 import PasswordHasher
+
+    from scope3lib import tenancy
+    from scope3lib.models import Role
+
+    tenant = make_tenant()
+    tenant.add_user("old-hash", "viewer")
+    old = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=4).hash("s3cret-pass")
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE users SET password_hash = :h WHERE username = 'old-hash'"), {"h": old})
+
+    def stored() -> str:
+        with engine.connect() as c:
+            return str(c.scalar(sa.text("SELECT password_hash FROM users WHERE username = 'old-hash'")))
+
+    assert tenancy.authenticate(engine, tenant.slug, "old-hash", "wrong") is None
+    assert stored() == old
+    assert tenancy.authenticate(engine, tenant.slug, "old-hash", "s3cret-pass") is Role.VIEWER
+    assert stored() != old and stored().startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert tenancy.authenticate(engine, tenant.slug, "old-hash", "s3cret-pass") is Role.VIEWER
