@@ -10,6 +10,7 @@ import datetime as dt
 
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from ..categories import category_label
 
@@ -21,7 +22,11 @@ SOURCE_LABELS = {"manual": "supplier data", "iot": "metered", "import": "spend-b
 
 def source_label(source: object) -> str:
     return SOURCE_LABELS.get(str(source), str(source))
-_LAYOUT = {"template": "plotly_white", "margin": {"l": 40, "r": 20, "t": 50, "b": 40}, "height": 360}
+# plotly's "plotly_white" for the trace types drawn here: a figure copies its template when it is made, and the
+# whole template (defaults for some forty trace types) took 14-40 ms a figure, more than the rest of a chart.
+_WHITE = pio.templates["plotly_white"]
+_TEMPLATE = go.layout.Template(layout=_WHITE.layout, data={t: _WHITE.data[t] for t in ("bar", "scatter", "pie")})
+_LAYOUT = {"template": _TEMPLATE, "margin": {"l": 40, "r": 20, "t": 50, "b": 40}, "height": 360}
 
 
 def _empty(title: str, note: str = "no data for this selection") -> go.Figure:
