@@ -257,7 +257,11 @@ def test_the_dashboard_notebook_shows_the_panels_in_a_kernel(engine: Engine, ful
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o["output_type"] == "error" or o.get("name") == "stderr"], outputs
     assert "dashboard panel 'verification' failed" in capfd.readouterr().err
-    state = json.dumps(nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"])
+    # The first view is plain HTML outputs (drawn before any widget); the controls are widgets.
+    html = " ".join(str(o.get("data", {}).get("text/html", "")) for o in outputs)
+    widgets = json.dumps(nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"])
+    assert "SelectionRangeSliderModel" in widgets and "DropdownModel" in widgets
+    state = html + widgets
     for title in TITLES:
         assert f"<h3>{title}</h3>" in state
     assert "panel unavailable: permission denied for table ledger_checkpoints" in state
@@ -351,3 +355,40 @@ def test_the_refresher_keeps_the_panels_of_the_data_as_it_changes(full: TenantFi
         refresher.terminate()
         _, err = refresher.communicate(timeout=30)
     assert err.count("tenant panels computed in") == 2, err
+
+
+def test_the_first_view_is_prepared_once_per_data_version_and_widgets_take_over_from_it(
+        full: TenantFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the dashboard service a page's first view (default selection, tenant-wide panels) is plain HTML prepared
+    once per data version, as a preheated kernel does before its viewer: a page of unchanged data reuses it, a
+    change of the data (a supplier renamed) prepares it again. A redrawn part hides the plain HTML it replaces."""
+    from scope3lib.reporting import executive
+
+    monkeypatch.setenv("SCOPE3_DASHBOARD_CACHE_DIR", str(tmp_path / "panels"))
+    viewer = db.create_engine(full.database_url_readonly)
+    try:
+        first = ExecutiveDashboard(viewer).first_view()
+        assert "Total emissions" in first.selection and "<svg class='s3-chart'" in first.selection
+        assert all(f"<h3>{title}</h3>" in first.tenant for title in TITLES)
+        assert ExecutiveDashboard(viewer).first_view() is first
+
+        with full.engine.begin() as c:
+            top = c.execute(sa.text("SELECT s.id, s.name FROM suppliers s JOIN emission_entries e ON e.supplier_id = "
+                                    "s.id GROUP BY s.id, s.name ORDER BY sum(e.kg_co2e) DESC LIMIT 1")).one()
+            c.execute(sa.text("UPDATE suppliers SET name = 'Renamed Meanwhile Ltd' WHERE id = :i"), {"i": top.id})
+        try:
+            again = ExecutiveDashboard(viewer).first_view()
+        finally:
+            with full.engine.begin() as c:
+                c.execute(sa.text("UPDATE suppliers SET name = :n WHERE id = :i"), {"n": top.name, "i": top.id})
+        assert again is not first and "Renamed Meanwhile Ltd" in again.selection
+        assert "Renamed Meanwhile Ltd" not in first.selection
+    finally:
+        viewer.dispose()
+
+    import ipywidgets as w
+
+    taken = executive._take_over("s3-page-selection", [w.HTML("<p>new</p>"), w.HTML("<p>more</p>")])
+    assert taken[0].value == "<style>.s3-page-selection { display: none; }</style><p>new</p>"
+    assert [x.value for x in executive._take_over("s3-page-meters", [])] == [
+        "<style>.s3-page-meters { display: none; }</style>"]

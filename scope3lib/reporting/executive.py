@@ -8,11 +8,18 @@ and never on a redraw. A panel that fails shows one line, ``panel unavailable: <
 error to the service's log, so the rest of the page still renders; the monthly report renders the same
 panels unguarded, where a failure fails the run. Charts reach the browser as inline SVG
 (:mod:`~scope3lib.reporting.svg`), not as plotly figures the browser would lay out.
+
+The page's first view is plain HTML in the page itself (the default selection, the meters read when the viewer
+arrived, the tenant-wide panels), drawn by the browser as the page arrives, before any script has run or the
+kernel is connected; the controls and the live panels are widgets that take over their part of the page once
+they have something new to show (:func:`_take_over`). In the dashboard service a preheated kernel prepares
+that first view before its viewer arrives (:func:`wait_for_viewer`), for the data version it read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import html
 import io
@@ -20,7 +27,9 @@ import logging
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -36,7 +45,7 @@ from .panels import Panel, PanelContext, note
 from .panels.headline import kpis
 from .panels.hotspots import HOTSPOT_MIN_SUPPLIERS
 
-__all__ = ["HOTSPOT_MIN_SUPPLIERS", "ExecutiveDashboard", "Panel", "guarded", "kpis", "wait_for_viewer"]
+__all__ = ["HOTSPOT_MIN_SUPPLIERS", "ExecutiveDashboard", "Panel", "guarded", "kpis", "read_ahead", "wait_for_viewer"]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +77,9 @@ def guarded(key: str, build: Callable[[], Panel]) -> Panel:
 
 
 class _ServerLog(logging.StreamHandler[Any]):
-    """The handler :func:`_log_to_server` installs (recognised so it is installed once)."""
+    """The handler :func:`_log_to_server` installs (recognised so it is installed once per process)."""
+
+    pid = 0
 
 
 def _log_to_server() -> None:
@@ -78,13 +89,18 @@ def _log_to_server() -> None:
     forwards file descriptor 2 there; it keeps the process's real stderr as ``_original_stdstream_copy``
     (and routes its own log the same way).
     """
-    if any(isinstance(h, _ServerLog) for h in log.handlers):
-        return
+    # A process forked from one that installed it (the kernel zygote's) gets its own: the parent's stream may now
+    # be a descriptor ipykernel forwards to the page.
+    for h in [h for h in log.handlers if isinstance(h, _ServerLog)]:
+        if h.pid == os.getpid():
+            return
+        log.removeHandler(h)
     fd = getattr(sys.stderr, "_original_stdstream_copy", None)
     stream = io.TextIOWrapper(io.FileIO(fd, "w", closefd=False)) if isinstance(fd, int) else sys.__stderr__
     if stream is None:
         return
     handler = _ServerLog(stream)
+    handler.pid = os.getpid()
     handler.setFormatter(logging.Formatter("[%(levelname)s %(asctime)s %(name)s] %(message)s"))
     log.addHandler(handler)
     log.propagate = False
@@ -112,34 +128,63 @@ def wait_for_viewer() -> None:
 
     panels.specs()
     if os.environ.get("VOILA_PREHEAT", "False") != "False":
-        _read_ahead()
+        read_ahead()
     wait_for_request()
 
 
-# The entries of the data version last read in this process (a preheated kernel's, read ahead of its viewer).
-_ENTRIES: dict[tenant_cache.Version, pd.DataFrame] = {}
+@dataclass(frozen=True)
+class _Entries:
+    """The tenant's entries and the month (YYYY-MM) of each, which every redraw filters on."""
+
+    frame: pd.DataFrame
+    month: pd.Series
+
+    @classmethod
+    def read(cls, engine: Engine) -> _Entries:
+        frame = inventory.entries(engine)
+        return cls(frame, pd.to_datetime(frame["period_start"]).dt.to_period("M").astype(str))
 
 
-def _read_entries(engine: Engine, version: tenant_cache.Version | None) -> pd.DataFrame:
-    """The tenant's entries: read now, or in the dashboard service, the frame read for this data version."""
+@dataclass(frozen=True)
+class FirstView:
+    """What a page shows before its viewer touches a control: the default period (slider indices), and the HTML of
+    the default selection's panels and of the tenant-wide panels."""
+
+    index: tuple[int, int]
+    selection: str
+    tenant: str
+
+
+# What this process read and prepared for the data version it last saw (a preheated kernel's, ahead of its viewer):
+# at most one version, and the first view also for the day it was prepared (its default period follows the date).
+_ENTRIES: dict[tenant_cache.Version, _Entries] = {}
+_FIRST: dict[tuple[tenant_cache.Version, dt.date], FirstView] = {}
+
+
+def _read_entries(engine: Engine, version: tenant_cache.Version | None) -> _Entries:
+    """The tenant's entries: read now, or in the dashboard service, those read for this data version."""
     if version is None:
-        return inventory.entries(engine)
+        return _Entries.read(engine)
     if version not in _ENTRIES:
         _ENTRIES.clear()
-        _ENTRIES[version] = inventory.entries(engine)
+        _ENTRIES[version] = _Entries.read(engine)
     return _ENTRIES[version]
 
 
-def _read_ahead() -> None:
-    """In a preheated kernel, before it waits: read the entries and load the kept tenant-wide panels, so the viewer's
-    page only checks that the data is still the same (one query) instead of reading it."""
+def read_ahead() -> None:
+    """Read the entries, load the kept tenant-wide panels and prepare the first view for the data as it is now, so
+    that a page only checks that the data is still the same (one query) and reads the meters. A preheated kernel
+    does it before it waits for its viewer, and the service's kernel zygote (:mod:`scope3lib.hub.forkserver`) for
+    every kernel it forks; each finds done what the data has not changed since."""
     from .. import db
 
     engine = db.connect()
     try:
         dashboard = ExecutiveDashboard(engine)
-        if dashboard.version is not None:
-            tenant_cache.load(dashboard.version)
+        # Only over kept tenant-wide panels: computing them here would bring scikit-learn and SciPy into the page
+        # kernel (the service's refresher computes them; until then the viewer's page does).
+        if dashboard.version is not None and tenant_cache.load(dashboard.version) is not None:
+            dashboard.first_view()
     except Exception:  # the viewer's page reads it again, and says what fails
         log.warning("dashboard: reading ahead of the viewer failed", exc_info=True)
     finally:
@@ -155,9 +200,9 @@ class ExecutiveDashboard:
         # In the dashboard service: the data version, so that what a preheated kernel read ahead of its viewer is
         # used when (and only when) the data is still the same. Elsewhere None: read every time.
         self.version = tenant_cache.current_version(engine)
-        self.entries = _read_entries(engine, self.version)
-        months = sorted(pd.to_datetime(self.entries["period_start"]).dt.to_period("M").unique())
-        self.months = [str(m) for m in months]
+        read = _read_entries(engine, self.version)
+        self.entries, self._month = read.frame, read.month
+        self.months = sorted(self._month.unique())
         self._tenant_panels: list[Panel] | None = None
         self._slug: str | None = None
         self._factor_table: tuple[float, pd.DataFrame] | None = None
@@ -176,8 +221,7 @@ class ExecutiveDashboard:
     def select(self, first: str | None = None, last: str | None = None, category: int | None = None,
                supplier: str = "") -> pd.DataFrame:
         """Entries of months ``first``..``last`` (YYYY-MM), one category, suppliers whose name contains text."""
-        df = self.entries
-        month = pd.to_datetime(df["period_start"]).dt.to_period("M").astype(str)
+        df, month = self.entries, self._month
         mask = pd.Series(True, index=df.index)
         if first:
             mask &= month >= first
@@ -233,13 +277,38 @@ class ExecutiveDashboard:
                 self.engine, lambda: self._render("tenant", self._context(self.entries, tenant=True)), self.version)
         return self._tenant_panels
 
-    def show(self) -> None:
-        """Display the controls and panels (in a notebook or Voila)."""
-        import ipywidgets as w
-        from IPython.display import display
+    def _selection_label(self, first: str | None, last: str | None) -> str:
+        return f"{first} to {last}" if first else "no entries yet"
 
-        options = self.months or ["-"]
-        period = w.SelectionRangeSlider(options=options, index=self._default_period(), description="Period",
+    def first_view(self) -> FirstView:
+        """The default period and the HTML of its panels and of the tenant-wide panels; in the dashboard service,
+        prepared once per data version and day (a preheated kernel does it before its viewer arrives)."""
+        key = None if self.version is None else (self.version, dt.date.today())
+        if key is not None and key in _FIRST:
+            return _FIRST[key]
+        index = self._default_period()
+        first, last = (self.months[index[0]], self.months[index[1]]) if self.months else (None, None)
+        selection = "".join(_html(p) for p in self.panels(self.select(first, last), self._selection_label(first, last)))
+        tenant = "".join(_section(p.title, _html(p)) for p in self.tenant_panels())
+        view = FirstView(index, selection, tenant)
+        if key is not None:
+            _FIRST.clear()
+            _FIRST[key] = view
+        return view
+
+    def show(self) -> None:
+        """Display the controls and panels (in a notebook or Voila).
+
+        The first view is plain HTML, shown as the page arrives; each part that changes (the selection, when a
+        control does; a live panel, at its refresh) is a widget box, empty until then, which then takes over from
+        the plain HTML it replaces (:func:`_take_over`).
+        """
+        import ipywidgets as w
+        from IPython.display import HTML, display
+
+        view = self.first_view()
+        page = uuid.uuid4().hex[:12]  # names this page's plain parts (a notebook may show several dashboards)
+        period = w.SelectionRangeSlider(options=self.months or ["-"], index=view.index, description="Period",
                                         layout=w.Layout(width="480px"))
         category = w.Dropdown(options=[("All categories", 0)]
                               + [(category_label(n), n) for n in CATEGORIES], value=0, description="Category")
@@ -249,27 +318,27 @@ class ExecutiveDashboard:
         def redraw(*_: object) -> None:
             first, last = period.value if self.months else (None, None)
             sel = self.select(first, last, category.value or None, supplier.value)
-            label = f"{first} to {last}" if first else "no entries yet"
-            _replace(selection, [x for panel in self.panels(sel, label) for x in _widgets(panel)])
+            chosen = self.panels(sel, self._selection_label(first, last))
+            _replace(selection, _take_over(f"s3-{page}-selection", [x for panel in chosen for x in _widgets(panel)]))
 
         for control in (period, category, supplier):
             control.observe(redraw, names="value")
-        redraw()
         _log_to_server()
-        live = {p.key: w.VBox(_widgets(p)) for p in self.live_panels()}
-        sections: list[Any] = []
-        for spec in panels.specs("dashboard", "live"):
-            sections += [w.HTML(f"<h3>{html.escape(spec.title)}</h3>"), live[spec.key]]
-        for panel in self.tenant_panels():
-            sections += [w.HTML(f"<h3>{html.escape(panel.title)}</h3>"), *_widgets(panel)]
-        display(w.VBox([w.HTML(tables.style()), w.HBox([period, category, supplier]), selection, *sections]))
+        live = self.live_panels()
+        boxes = {p.key: w.VBox() for p in live}
+        display(HTML(tables.style()), w.HBox([period, category, supplier]), selection,
+                HTML(f"<div class='s3-{page}-selection'>{view.selection}</div>"))
+        for panel in live:
+            display(HTML(f"<h3>{html.escape(panel.title)}</h3>"), boxes[panel.key],
+                    HTML(f"<div class='s3-{page}-{panel.key}'>{_html(panel)}</div>"))
+        display(HTML(view.tenant))
         try:
             loop = asyncio.get_running_loop()  # a kernel's (Voila, Jupyter); plain Python has none to keep a page live
         except RuntimeError:
             return
-        self._live_task = loop.create_task(self._keep_live(live))
+        self._live_task = loop.create_task(self._keep_live(boxes, page))
 
-    async def _keep_live(self, boxes: dict[str, Any]) -> None:
+    async def _keep_live(self, boxes: dict[str, Any], page: str) -> None:
         """Rebuild each live panel every ``refresh_s`` seconds, for as long as the page's kernel lives: readings
         reach an open page without a reload and without re-running it. The queries run in a thread, so the
         page's controls stay responsive; only the widgets' new content crosses to the browser."""
@@ -284,18 +353,44 @@ class ExecutiveDashboard:
                 log.exception("dashboard: refreshing the live panels failed")
                 fresh = []
             for panel in fresh:
-                _replace(boxes[panel.key], _widgets(panel))
+                _replace(boxes[panel.key], _take_over(f"s3-{page}-{panel.key}", _widgets(panel)))
             for k in keys:
                 due[k] = time.monotonic() + every[k]
 
 
+def _items(panel: Panel) -> list[str]:
+    """A panel's items as HTML, its figures drawn as inline SVG (:mod:`~scope3lib.reporting.svg`: the browser draws
+    no plotly chart)."""
+    return [item if isinstance(item, str) else svg.figure_svg(item) for item in panel.items]
+
+
+def _html(panel: Panel) -> str:
+    return "".join(f"<div>{item}</div>" for item in _items(panel))
+
+
+def _section(title: str, body: str) -> str:
+    return f"<h3>{html.escape(title)}</h3>{body}"
+
+
 def _widgets(panel: Panel) -> list[Any]:
-    """A panel as HTML widgets, one per item, its figures drawn as inline SVG (:mod:`~scope3lib.reporting.svg`:
-    the browser draws no plotly chart). The page's kernel redraws them by replacing widgets, never by running
+    """A panel as HTML widgets, one per item. The page's kernel redraws them by replacing widgets, never by running
     code on the viewer's behalf."""
     import ipywidgets as w
 
-    return [w.HTML(item if isinstance(item, str) else svg.figure_svg(item)) for item in panel.items]
+    return [w.HTML(item) for item in _items(panel)]
+
+
+def _take_over(plain: str, widgets: list[Any]) -> list[Any]:
+    """``widgets``, the first of which also hides the page's plain HTML of class ``plain`` that they replace (the
+    first view, drawn before the widgets could be). A style rule rather than a removal: the page's plain outputs
+    are not widgets the kernel can change."""
+    import ipywidgets as w
+
+    hide = f"<style>.{plain} {{ display: none; }}</style>"
+    if widgets:
+        widgets[0].value = hide + widgets[0].value
+        return widgets
+    return [w.HTML(hide)]
 
 
 def _replace(box: Any, children: list[Any]) -> None:
