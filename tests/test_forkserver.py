@@ -137,3 +137,47 @@ def test_without_the_zygote_kernels_start_plainly_and_forked_ones_live_on(zygote
     finally:
         z.start()  # back for whatever runs after
         z.wait_ready()
+
+
+@pytest.mark.db
+def test_a_tenants_zygote_reads_the_page_ahead_of_every_kernel(
+        zygote: forkserver.Zygote, make_tenant: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a tenant's dashboard service the zygote reads the entries and prepares the first view for the data
+    version, and closes its connection: a kernel forked after that starts with them (read once for every kernel)
+    and holds no connection of the zygote's."""
+    from scope3lib import db
+    from scope3lib.reporting.executive import ExecutiveDashboard
+
+    tenant = make_tenant(suppliers=30)
+    monkeypatch.setenv("SCOPE3_TENANT_DATABASE_URL", tenant.database_url_readonly)
+    monkeypatch.setenv("SCOPE3_DASHBOARD_CACHE_DIR", str(tmp_path / "panels"))
+    viewer = db.create_engine(tenant.database_url_readonly)
+    try:  # the service's refresher keeps the tenant-wide panels; the zygote only loads them
+        dashboard = ExecutiveDashboard(viewer)
+        dashboard.tenant_panels()
+        version = list(dashboard.version or ())
+    finally:
+        viewer.dispose()
+    zygote.stop()
+    tenants = forkserver.Zygote()  # this environment: the tenant's URL and the panels' directory
+    tenants.start()
+    try:
+        assert tenants.wait_ready()
+        time.sleep(2.5)  # idle for a second: it reads ahead
+        assert not psutil.Process(tenants.proc.pid).net_connections(kind="tcp")
+
+        async def go() -> None:
+            km, kc = await _start()
+            try:
+                assert km.provisioner.forked
+                assert await _run(kc, "[[list(k[0]), len(v.selection) > 0] for k, v in "
+                                      "__import__('scope3lib.reporting.executive').reporting.executive._FIRST.items()]"
+                                  ) == [[version, True]]
+            finally:
+                await _stop(km, kc)
+
+        asyncio.run(go())
+    finally:
+        tenants.stop()
+        zygote.start()  # back for whatever runs after
+        zygote.wait_ready()

@@ -131,6 +131,8 @@ class PooledVoilaHandler(TornadoVoilaHandler):
     kernel that failed to start or to run its first cell is discarded and replaced, never served.
     """
 
+    waiting = 0  # pages of this service waiting for a pool kernel now
+
     @web.authenticated
     async def get(self, path: str | None = None) -> None:
         manager = self.kernel_manager
@@ -141,14 +143,19 @@ class PooledVoilaHandler(TornadoVoilaHandler):
             return
         if self.voila_configuration.preheat_kernel and hasattr(manager, "_pools"):
             deadline = time.monotonic() + POOL_WAIT_S
-            while time.monotonic() < deadline:
-                pool = manager._pools.get(self.notebook_path, [])
-                state = _pool_head(pool)
-                if state == "ready":
-                    break
-                if state == "failed":
-                    await _replace_failed(manager, pool, self.notebook_path, self.log)
-                await asyncio.sleep(0.05)
+            PooledVoilaHandler.waiting += 1
+            try:
+                while time.monotonic() < deadline:
+                    pool = manager._pools.get(self.notebook_path, [])
+                    state = _pool_head(pool)
+                    if state == "ready":
+                        break
+                    if state == "failed":
+                        await _replace_failed(manager, pool, self.notebook_path, self.log)
+                    await asyncio.sleep(0.05)
+            finally:
+                PooledVoilaHandler.waiting -= 1
+            manager.fill_delay = 0 if PooledVoilaHandler.waiting else POOL_REFILL_DELAY_S
         # No await between the check above and Voila taking the kernel: the pop cannot race.
         before = set(manager.list_kernel_ids())
         taken = _pool_kernel_id(manager, self.notebook_path)
@@ -248,6 +255,11 @@ async def _replace_failed(manager: Any, pool: list[Any], notebook: str, log: Any
 
 
 POOL_WAIT_S = 120
+# How long after a page takes the pool's kernel its replacement starts, when no other page waits for one: the page's
+# HTML is sent by then (about 0.3 s on the demo tenant), so the new kernel's start does not slow it down. With
+# pages waiting, the replacement starts at once: a forked kernel that finds the page's data read ahead by the
+# zygote is ready within about half a second, so a burst of viewers is served that often, not every 1.5 s.
+POOL_REFILL_DELAY_S = 0.5
 FORKING_KERNEL_MANAGER = "scope3lib.hub.fork_provisioner.ForkingKernelManager"
 # scope3lib.reporting.tenant_cache.ENV (not imported: pandas and plotly have no business in the server process).
 PANEL_CACHE_ENV = "SCOPE3_DASHBOARD_CACHE_DIR"
@@ -395,6 +407,9 @@ def voila_command(notebook: Path, port: int, pool_size: int, cell_timeout_s: int
         "--VoilaConfiguration.show_tracebacks=False",
         f"--VoilaConfiguration.preheat_kernel={'True' if pool_size > 0 else 'False'}",
         f"--VoilaConfiguration.default_pool_size={max(pool_size, 1)}",
+        # When a page has taken the pool's kernel, its replacement starts after POOL_REFILL_DELAY_S (Voila waits 1 s),
+        # or at once while other pages wait for one (PooledVoilaHandler).
+        f"--VoilaKernelManager.fill_delay={POOL_REFILL_DELAY_S}",
         f"--VoilaExecutor.timeout={cell_timeout_s}",  # see cell_timeout
         # The dashboard draws its charts as SVG (scope3lib.reporting.svg): no page needs plotly's JupyterLab
         # renderer, whose 4.8 MB of plotly.js every page would otherwise fetch (or revalidate) and parse.

@@ -21,6 +21,12 @@ The pieces:
   request that made it, which tells the provisioner the pid is gone before it could be reused.
 * :class:`~scope3lib.hub.fork_provisioner.ForkingKernelManager`: Voila's per-kernel manager with this
   provisioner (configured on the command line, so no entry point has to be installed).
+
+In a tenant's dashboard service the zygote also reads what a page shows ahead of every kernel
+(:func:`scope3lib.reporting.executive.read_ahead`: the entries, the kept tenant-wide panels, the first view),
+checking the data version every :data:`PREPARE_EVERY_S` seconds while no kernel is asked for. A kernel forked
+after that inherits it, shared like the imports; it still checks the version before using it, and reads again
+when the data has changed since. The zygote's connection is closed again before it next forks.
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ REQUEST_S = 10.0
 # which for a forked kernel is the zygote).
 WATCH_S = 2.0
 UNKNOWN_EXIT = 255  # the zygote died before it could say how its kernel ended
+# How often the zygote of a tenant's dashboard checks the data version and reads what changed (see the module doc).
+PREPARE_EVERY_S = 10.0
 
 
 def socket_path(voila_pid: int | None = None) -> Path:
@@ -101,16 +109,33 @@ def serve(path: Path) -> None:
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ, "accept")
     sel.register(wake_r, selectors.EVENT_READ, "child")
+    prepared = 0.0
     try:
         while os.getppid() == parent:
-            for key, _ in sel.select(timeout=1.0):
+            events = sel.select(timeout=1.0)
+            for key, _ in events:
                 if key.data == "accept":
                     _fork_one(listener, requests, inherited=(listener, wake_r, wake_w, sel))
                 else:
                     wake_r.recv(4096)
             _reap(requests)
+            if not events and time.monotonic() - prepared >= PREPARE_EVERY_S:
+                _read_ahead()
+                prepared = time.monotonic()
     finally:
         path.unlink(missing_ok=True)
+
+
+def _read_ahead() -> None:
+    """In a tenant's dashboard service: what a page shows, read for the data as it is now, for the kernels forked
+    from now on. Nothing is left open that a kernel would inherit (no connection, no thread)."""
+    if not os.environ.get("SCOPE3_TENANT_DATABASE_URL") or not os.environ.get("SCOPE3_DASHBOARD_CACHE_DIR"):
+        return
+    from scope3lib.reporting import executive
+
+    executive.read_ahead()
+    gc.freeze()  # what was read is shared with the kernels: their collections leave it alone
+    assert threading.active_count() == 1, f"a thread before fork: {threading.enumerate()}"
 
 
 def _fork_one(listener: socket.socket, requests: dict[int, socket.socket], inherited: tuple[Any, ...]) -> None:
