@@ -13,8 +13,8 @@ from the sign-in click (the navigation's time origin in the browser):
 
 * HTML complete: ``responseEnd`` of the dashboard document (after the login and OAuth redirects);
 * all charts drawn: every figure the page has (counted in-process from the same panels) is in the document as
-  its inline ``<svg class="s3-chart">`` holding its marks, and the browser has reached the next frame, timed in
-  the page by a script installed before any of the page's own (Chrome DevTools
+  its inline ``<svg class="s3-chart">`` holding its marks, visible, and the browser has reached the next frame,
+  timed in the page by a script installed before any of the page's own (Chrome DevTools
   ``Page.addScriptToEvaluateOnNewDocument``).
 
 First view: a browser with an empty cache, the hub's first page. Warm: the same browser (cache kept,
@@ -65,14 +65,16 @@ PAGE_LIMIT_S = 300
 KERNEL_ID = r'/"kernelId"\s*:\s*"([0-9a-f-]{36})"/'
 
 # Installed in every document before its own scripts: on the dashboard page, records when every expected
-# chart is drawn: its inline <svg class="s3-chart"> holds its marks (bars, lines, slices), and the browser has
-# reached the next frame after they appeared (polling every 10 ms; the cost of one querySelectorAll).
+# chart is drawn: its inline <svg class="s3-chart"> holds its marks (bars, lines, slices) and is visible (Voila
+# shows the page's outputs only once its scripts have run), and the browser has reached the next frame after
+# they appeared (polling every 10 ms; the cost of one querySelectorAll).
 DRAWN_PROBE = """
 (() => {
   if (!location.pathname.includes('/services/dashboard')) return;
   const expected = %d;
   const timer = setInterval(() => {
-    const drawn = document.querySelectorAll('svg.s3-chart > g.marks').length;
+    const drawn = [...document.querySelectorAll('svg.s3-chart > g.marks')]
+      .filter(g => g.ownerSVGElement.checkVisibility()).length;
     window.__scope3Charts = drawn;
     if (drawn >= expected) {
       clearInterval(timer);
@@ -196,6 +198,8 @@ def _readings(engine: sa.Engine, slug: str) -> None:
         c.execute(sa.text("INSERT INTO readings (device_id, ts, tenant_id, kwh) VALUES (:d, :ts, :t, :kwh)"),
                   [{"d": d, "ts": now - dt.timedelta(minutes=2 * i), "t": t, "kwh": 1.0 + 0.05 * (i % 7)}
                    for d, t in devices for i in range(30)])
+        c.execute(sa.text("UPDATE devices SET last_seen = :now WHERE id = ANY(:ids)"),
+                  {"now": now, "ids": [d for d, _ in devices]})
 
 
 def in_process(readonly_url: str, cache: Path) -> tuple[float, float, float, int]:
