@@ -133,8 +133,13 @@ def _read_ahead() -> None:
         return
     from scope3lib.reporting import executive
 
-    executive.read_ahead()
-    gc.freeze()  # what was read is shared with the kernels: their collections leave it alone
+    if executive.read_ahead():
+        # What the new data replaced may be held in reference cycles, which nothing collects here (collection is
+        # off, and frozen objects are never collected): collected now, once per change of the data. Then what
+        # was read is frozen too, shared with the kernels: their collections leave it alone.
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
     assert threading.active_count() == 1, f"a thread before fork: {threading.enumerate()}"
 
 

@@ -171,13 +171,17 @@ def _read_entries(engine: Engine, version: tenant_cache.Version | None) -> _Entr
     return _ENTRIES[version]
 
 
-def read_ahead() -> None:
+def read_ahead() -> bool:
     """Read the entries, load the kept tenant-wide panels and prepare the first view for the data as it is now, so
     that a page only checks that the data is still the same (one query) and reads the meters. A preheated kernel
     does it before it waits for its viewer, and the service's kernel zygote (:mod:`scope3lib.hub.forkserver`) for
-    every kernel it forks; each finds done what the data has not changed since."""
+    every kernel it forks; each finds done what the data has not changed since. True when anything was read anew."""
     from .. import db
 
+    def held() -> tuple[object, ...]:
+        return tuple(_ENTRIES), tuple(_FIRST), tuple(tenant_cache._memo)
+
+    before = held()
     engine = db.connect()
     try:
         dashboard = ExecutiveDashboard(engine)
@@ -189,6 +193,7 @@ def read_ahead() -> None:
         log.warning("dashboard: reading ahead of the viewer failed", exc_info=True)
     finally:
         engine.dispose()
+    return held() != before
 
 
 class ExecutiveDashboard:
