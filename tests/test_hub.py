@@ -308,6 +308,12 @@ def test_dashboard_renders_in_chromium(hubs: dict[str, Hub], tmp_path: Path) -> 
         wait_until(charts_shown, 60, "the dashboard's charts", interval=POLL_S)
         total = driver.find_elements(By.CSS_SELECTOR, ".kpi-value")[0].text
         assert total.endswith("t CO2e")
+        # Tables read the same in the plain first view as in widgets: words left, numbers right (JupyterLab's rules
+        # for rendered HTML would right-align every cell).
+        aligned = driver.execute_script(
+            "const c = s => getComputedStyle(document.querySelector(s)).textAlign;"
+            "return [c('table.s3 td:not(.num)'), c('table.s3 td.num'), c('table.s3 th:not(.num)')]")
+        assert aligned == ["left", "right", "left"], aligned
         # The first view is drawn before the controls (widgets) are: they follow once the kernel is connected.
         wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "select"), 60, "the controls", interval=POLL_S)
         Select(driver.find_element(By.CSS_SELECTOR, "select")).select_by_index(2)  # one category

@@ -9,11 +9,17 @@ from collections.abc import Callable, Mapping
 import pandas as pd
 
 #: The look of every table of the dashboard and the reports (given once per page by :func:`style`).
+#: The doubled class outranks JupyterLab's rules for rendered HTML (``:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon
+#: th``, which right-align every cell and stripe rows) and the widgets' 28 px line height, so a table reads the same in
+#: a plain output (the dashboard's first view, a report) and in a widget (the dashboard after a redraw).
 CSS = """
 table.s3 { border-collapse: collapse; margin: 6px 0 12px; font-size: 13px; }
-table.s3 th { text-align: left; padding: 4px 12px 4px 0; border-bottom: 1px solid #bbb; font-weight: 600; }
-table.s3 td { padding: 3px 12px 3px 0; border-bottom: 1px solid #eee; vertical-align: top; }
-table.s3 th.num, table.s3 td.num { text-align: right; }
+table.s3.s3 th, table.s3.s3 td { text-align: left; vertical-align: top; line-height: 1.4; white-space: normal; }
+table.s3 th { padding: 4px 12px 4px 0; border-bottom: 1px solid #bbb; font-weight: 600; }
+table.s3 td { padding: 3px 12px 3px 0; border-bottom: 1px solid #eee; }
+table.s3.s3 th.num, table.s3.s3 td.num { text-align: right; }
+table.s3.s3 tbody tr:nth-child(odd) { background: transparent; }
+table.s3.s3 tbody tr:nth-child(even) { background: #f5f5f5; }
 """
 
 Format = str | Callable[[object], str]
