@@ -178,8 +178,8 @@ def read_ahead() -> bool:
     every kernel it forks; each finds done what the data has not changed since. True when anything was read anew."""
     from .. import db
 
-    def held() -> tuple[object, ...]:
-        return tuple(_ENTRIES), tuple(_FIRST), tuple(tenant_cache._memo)
+    def held() -> tuple[object, ...]:  # the kept tenant-wide panels follow: a first view is made only over them
+        return tuple(_ENTRIES), tuple(_FIRST)
 
     before = held()
     engine = db.connect()
@@ -334,7 +334,7 @@ class ExecutiveDashboard:
         display(HTML(tables.style()), w.HBox([period, category, supplier]), selection,
                 HTML(f"<div class='s3-{page}-selection'>{view.selection}</div>"))
         for panel in live:
-            display(HTML(f"<h3>{html.escape(panel.title)}</h3>"), boxes[panel.key],
+            display(HTML(_section(panel.title, "")), boxes[panel.key],
                     HTML(f"<div class='s3-{page}-{panel.key}'>{_html(panel)}</div>"))
         display(HTML(view.tenant))
         try:
