@@ -112,3 +112,9 @@ def kernel_id_in_page(html: str) -> str:
     if not m:
         raise AssertionError("no kernel id in the dashboard page")
     return m.group(1)
+
+
+def page_html(page: str) -> str:
+    """The HTML outputs in a Voila page (the dashboard's first view), as the page's script renders them."""
+    outputs = re.findall(r'<script type="application/vnd.voila.cell-output\+json">(.*?)</script>', page, re.S)
+    return " ".join(str(o.get("data", {}).get("text/html", "")) for o in map(json.loads, outputs))

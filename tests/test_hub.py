@@ -29,7 +29,7 @@ from scope3lib.hub import settings as hub_settings
 from scope3lib.hub.spawner import ensure_system_user, system_username
 from scope3lib.meters.broker import free_port
 from tests.helpers import SCOPE3, TenantFactory, run_cli, scope3_env, wait_until
-from tests.hub_client import HubClient, Kernel, kernel_id_in_page
+from tests.hub_client import HubClient, Kernel, kernel_id_in_page, page_html
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -185,12 +185,6 @@ def _widget_states(k: Kernel) -> list[dict[str, Any]]:
     return states
 
 
-def _page_html(page: str) -> str:
-    """The HTML outputs in a Voila page (the dashboard's first view), as the page's script renders them."""
-    outputs = re.findall(r'<script type="application/vnd.voila.cell-output\+json">(.*?)</script>', page, re.S)
-    return " ".join(str(o.get("data", {}).get("text/html", "")) for o in map(json.loads, outputs))
-
-
 def test_viewer_lands_on_the_dashboard_with_real_figures(hubs: dict[str, Hub]) -> None:
     hub = hubs["hub-a"]
     c = hub.client()
@@ -205,7 +199,7 @@ def test_viewer_lands_on_the_dashboard_with_real_figures(hubs: dict[str, Hub]) -
         # The first view is in the page itself, drawn before any widget: the controls are widgets.
         states = _widget_states(k)
         assert {"SelectionRangeSliderModel", "DropdownModel", "TextModel"} <= {s.get("_model_name") for s in states}
-        html = _page_html(r.text)
+        html = page_html(r.text)
         assert "Total emissions" in html and "t CO2e" in html
         # Every chart is inline SVG drawn in the kernel (the browser runs no plotly), titled as the figure is.
         charts = re.findall(r"<svg class='s3-chart'.*?</svg>", html, re.S)
@@ -271,7 +265,7 @@ def test_a_viewer_long_after_the_pool_kernel_started_gets_the_whole_dashboard(hu
         r = c.login("hub-a-vic", PASSWORD)
         assert r.status_code == 200 and r.url == f"{hub.url}/services/dashboard/", r.url
         assert "timed out" not in r.text and "application/vnd.jupyter.widget-view+json" in r.text
-        shown = _page_html(r.text)  # the first view: prepared ahead of the viewer only for unchanged data
+        shown = page_html(r.text)  # the first view: prepared ahead of the viewer only for unchanged data
         assert "Renamed While Waiting Ltd" in shown and top.name not in shown
         log = hub.log.read_text()
         assert "Timeout waiting for execute reply" not in log and "Failed to connect" not in log
